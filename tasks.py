@@ -1,4 +1,4 @@
-"""Developer and operator tasks: `invoke --list` shows them, `invoke --help TASK` explains one."""
+"""Developer and operator tasks; `invoke --list` lists them with their help."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from invoke import Context, Exit, task
+from invoke import Context, task
 
 ROOT = Path(__file__).resolve().parent
 PYTHON = sys.executable

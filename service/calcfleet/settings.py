@@ -1,4 +1,4 @@
-"""Every setting of a calcfleet server, read once at start from TOML and the environment."""
+"""Every setting of a calcfleet server, read once at start from TOML and environment."""
 
 from __future__ import annotations
 
@@ -124,10 +124,12 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 def _section_type(field: dataclasses.Field[Any]) -> type | None:
     hint = typing.get_type_hints(Settings)[field.name]
-    return hint if dataclasses.is_dataclass(hint) else None
+    return hint if isinstance(hint, type) and dataclasses.is_dataclass(hint) else None
 
 
-def _overrides(section: str, section_type: type, env: Mapping[str, str]) -> dict[str, str]:
+def _overrides(
+    section: str, section_type: type, env: Mapping[str, str]
+) -> dict[str, str]:
     prefix = f"{ENV_PREFIX}{section.upper()}_"
     names = {f.name for f in dataclasses.fields(section_type)}
     found = {}
@@ -145,7 +147,9 @@ def _build(section_type: type, section: str, values: dict[str, Any]) -> Any:
     known = {f.name for f in dataclasses.fields(section_type)}
     unknown = set(values) - known
     if unknown:
-        raise SettingsError(f"unknown setting(s) {section}.{', '.join(sorted(unknown))}")
+        raise SettingsError(
+            f"unknown setting(s) {section}.{', '.join(sorted(unknown))}"
+        )
     converted = {
         name: _convert(f"{section}.{name}", hints[name], value)
         for name, value in values.items()
@@ -166,7 +170,9 @@ def _convert(name: str, hint: Any, value: Any) -> Any:
                 raise ValueError(value)
             return hint(value)
     except (TypeError, ValueError) as error:
-        raise SettingsError(f"{name}: {value!r} is not a valid {hint.__name__}") from error
+        raise SettingsError(
+            f"{name}: {value!r} is not a valid {hint.__name__}"
+        ) from error
     raise SettingsError(f"{name}: unsupported setting type {hint}")
 
 

@@ -1,0 +1,90 @@
+"""Guarded integer and float arithmetic, and the exact text of a result."""
+
+from __future__ import annotations
+
+import math
+
+from calcfleet.errors import ArithmeticDomainError, ResultOutOfRangeError
+
+Number = int | float
+
+# CPython refuses int <-> str conversions past 4,300 digits (CVE-2020-10735);
+# longer results are cut into pieces under that size.
+_SAFE_DIGITS = 4_000
+
+
+def check_integer_bits(value: int, max_bits: int, column: int | None) -> None:
+    if value.bit_length() > max_bits:
+        raise ResultOutOfRangeError(
+            f"integer result has {value.bit_length()} bits; the limit is {max_bits}",
+            column,
+        )
+
+
+def checked_float(value: float, symbol: str, column: int | None) -> float:
+    if not math.isfinite(value):
+        raise ResultOutOfRangeError(
+            f"result of {symbol!r} is not a finite float", column
+        )
+    return value
+
+
+def product(a: Number, b: Number, max_bits: int, column: int | None) -> Number:
+    """a * b, refusing an integer product over the limit before computing it."""
+    # |a*b| has bit_length(a) + bit_length(b) bits, or one fewer.
+    if isinstance(a, int) and isinstance(b, int) and a and b:
+        bits = a.bit_length() + b.bit_length() - 1
+        if bits > max_bits:
+            _too_many_bits(bits, max_bits, column)
+    return a * b
+
+
+def power(base: Number, exponent: Number, max_bits: int, column: int | None) -> Number:
+    """base ** exponent; an integer result is sized before it is computed."""
+    if isinstance(base, int) and isinstance(exponent, int):
+        if exponent < 0:
+            if base == 0:
+                raise ZeroDivisionError
+            return float(base) ** exponent
+        if abs(base) > 1 and exponent > max_bits:
+            _too_many_bits(exponent, max_bits, column)
+        if abs(base) > 1:
+            bits = exponent * math.log2(abs(base))
+            if bits > max_bits:
+                _too_many_bits(math.ceil(bits), max_bits, column)
+        return base**exponent
+    if base == 0 and exponent < 0:
+        raise ZeroDivisionError
+    try:
+        # math.pow refuses a negative base with a fractional exponent instead
+        # of returning a complex number, as the ** operator would.
+        return math.pow(base, exponent)
+    except ValueError:
+        raise ArithmeticDomainError(
+            "a negative number to a fractional power is not a real number", column
+        ) from None
+
+
+def _too_many_bits(bits: int, max_bits: int, column: int | None) -> None:
+
+    raise ResultOutOfRangeError(
+        f"integer result would have about {bits} bits; the limit is {max_bits}", column
+    )
+
+
+def to_text(value: Number) -> str:
+    """Exact decimal text of an integer; shortest round-trip text of a float."""
+    if isinstance(value, float):
+        return repr(value)
+    if value < 0:
+        return "-" + _decimal(-value)
+    return _decimal(value)
+
+
+def _decimal(value: int) -> str:
+    digits = int(value.bit_length() * math.log10(2)) + 1
+    if digits <= _SAFE_DIGITS:
+        return str(value)
+    half = digits // 2
+    high, low = divmod(value, 10**half)
+    return _decimal(high) + _decimal(low).zfill(half)
