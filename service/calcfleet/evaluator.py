@@ -57,14 +57,25 @@ _FORBIDDEN_OPERATORS = {
 }
 
 
+class SliceSpent(Exception):  # noqa: N818 - a signal to the caller, not an error
+    """The evaluation used up its slice; it may run again where it can take longer."""
+
+
 class _Clock:
-    """Stops an evaluation that outlives its budget or the caller's deadline."""
+    """Stops an evaluation past its budget, its slice or the caller's deadline."""
 
-    __slots__ = ("budget_end", "deadline")
+    __slots__ = ("budget_end", "deadline", "slice_end")
 
-    def __init__(self, budget_seconds: float, deadline: float | None) -> None:
-        self.budget_end = time.monotonic() + budget_seconds
+    def __init__(
+        self,
+        budget_seconds: float,
+        deadline: float | None,
+        slice_seconds: float | None = None,
+    ) -> None:
+        now = time.monotonic()
+        self.budget_end = now + budget_seconds
         self.deadline = deadline
+        self.slice_end = None if slice_seconds is None else now + slice_seconds
 
     def check(self) -> None:
         now = time.monotonic()
@@ -74,6 +85,8 @@ class _Clock:
             raise ExpressionTooLargeError(
                 "evaluation took longer than the limit allows"
             )
+        if self.slice_end is not None and now > self.slice_end:
+            raise SliceSpent
 
 
 class Expression:
@@ -93,9 +106,16 @@ class Expression:
         *,
         limits: LimitSettings,
         deadline: float | None = None,
+        slice_seconds: float | None = None,
     ) -> Number:
-        """Compute the value; `deadline` is a time.monotonic() instant, if any."""
-        self._clock_slot[0] = _Clock(limits.max_evaluation_seconds, deadline)
+        """Compute the value; `deadline` is a time.monotonic() instant, if any.
+
+        With `slice_seconds`, an evaluation that runs longer stops with
+        SliceSpent, so that a server can answer cheap expressions on its event
+        loop and move only the expensive ones to a worker thread.
+        """
+        clock = _Clock(limits.max_evaluation_seconds, deadline, slice_seconds)
+        self._clock_slot[0] = clock
         return self._root(variables or {})
 
 
@@ -298,6 +318,11 @@ class _Compiler:
             return value
 
         return call
+
+
+def apply_operator(symbol: str, a: Number, b: Number, limits: LimitSettings) -> Number:
+    """One binary operator on two numbers, with the guards of an expression."""
+    return _arithmetic(symbol, limits.max_integer_bits, None)(a, b)
 
 
 def _arithmetic(

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import math
+import re
 
-from calcfleet.errors import ArithmeticDomainError, ResultOutOfRangeError
+from calcfleet.errors import (
+    ArithmeticDomainError,
+    ExpressionSyntaxError,
+    ResultOutOfRangeError,
+)
 
 Number = int | float
 
@@ -47,7 +52,7 @@ def power(base: Number, exponent: Number, max_bits: int, column: int | None) -> 
                 raise ZeroDivisionError
             return float(base) ** exponent
         if abs(base) > 1 and exponent > max_bits:
-            _too_many_bits(exponent, max_bits, column)
+            _too_many_bits(exponent, max_bits, column, at_least=True)
         if abs(base) > 1:
             bits = exponent * math.log2(abs(base))
             if bits > max_bits:
@@ -88,3 +93,15 @@ def _decimal(value: int) -> str:
     half = digits // 2
     high, low = divmod(value, 10**half)
     return _decimal(high) + _decimal(low).zfill(half)
+
+
+_OPERAND = re.compile(r"[+-]?(\d[\d_]*\.?[\d_]*|\.\d[\d_]*)([eE][+-]?\d+)?")
+
+
+def parse_operand(text: str) -> Number:
+    """A number written as an expression literal would be, with an optional sign."""
+    stripped = text.strip()
+    if not _OPERAND.fullmatch(stripped):
+        raise ExpressionSyntaxError(f"{text!r} is not a number")
+    is_float = any(mark in stripped for mark in ".eE")
+    return float(stripped) if is_float else int(stripped)

@@ -40,6 +40,9 @@ class ServerSettings:
     # services that must warm up before taking traffic.
     warmup_seconds: float = 0.0
     log_level: str = "INFO"
+    # PEM files; both set means the server speaks TLS instead of plaintext.
+    tls_certificate: str = ""
+    tls_private_key: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +76,8 @@ class Settings:
     notify_socket: str = ""
     # Set by systemd when stderr is connected to the journal.
     journal_stream: str = ""
+    # Set by systemd when the unit has WatchdogSec=; 0 means no watchdog.
+    watchdog_usec: int = 0
 
     @property
     def advertised_address(self) -> str:
@@ -109,6 +114,7 @@ def load(
         **sections,
         notify_socket=env.get("NOTIFY_SOCKET", ""),
         journal_stream=env.get("JOURNAL_STREAM", ""),
+        watchdog_usec=int(env.get("WATCHDOG_USEC", "0") or 0),
     )
 
 
@@ -185,3 +191,10 @@ def _boolean(value: Any) -> bool:
     if text in {"0", "false", "no", "off"}:
         return False
     raise ValueError(value)
+
+
+def with_listen(loaded: Settings, listen: str) -> Settings:
+    """The same settings with another listen address (`calcfleet serve --listen`)."""
+    return dataclasses.replace(
+        loaded, server=dataclasses.replace(loaded.server, listen=listen)
+    )
