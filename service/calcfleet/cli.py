@@ -54,6 +54,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--listen", metavar="HOST:PORT", help="address to listen on")
     serve.add_argument("--config", type=Path, metavar="FILE", help="TOML settings")
+    serve.add_argument(
+        "--port-file",
+        type=Path,
+        metavar="FILE",
+        help="write the bound port here once serving (useful with port 0)",
+    )
     serve.set_defaults(command=_serve)
 
     evaluate = commands.add_parser(
@@ -130,7 +136,7 @@ def _serve(arguments: argparse.Namespace) -> int:
 
     from calcfleet.server import serve
 
-    asyncio.run(serve(loaded))
+    asyncio.run(serve(loaded, port_file=arguments.port_file))
     return 0
 
 

@@ -183,8 +183,13 @@ def build(settings: Settings) -> CalcfleetServer:
     return CalcfleetServer(settings, [CalculatorComponent(settings)])
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, port_file: Path | None = None) -> None:
     """Run a server in the foreground until SIGTERM or SIGINT, then drain."""
     server = build(settings)
     await server.start()
+    if port_file is not None:
+        # Written whole, then renamed, so a reader never sees half a number.
+        partial = port_file.with_name(port_file.name + ".partial")
+        partial.write_text(f"{server.port}\n")
+        partial.replace(port_file)
     await server.serve_until_stopped()
