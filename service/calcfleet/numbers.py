@@ -70,10 +70,12 @@ def power(base: Number, exponent: Number, max_bits: int, column: int | None) -> 
         ) from None
 
 
-def _too_many_bits(bits: int, max_bits: int, column: int | None) -> None:
-
+def _too_many_bits(
+    bits: int, max_bits: int, column: int | None, at_least: bool = False
+) -> None:
+    size = f"more than {bits}" if at_least else f"about {bits}"
     raise ResultOutOfRangeError(
-        f"integer result would have about {bits} bits; the limit is {max_bits}", column
+        f"integer result would have {size} bits; the limit is {max_bits}", column
     )
 
 
