@@ -44,35 +44,50 @@ class RunningServer:
 StartServer = Callable[..., RunningServer]
 
 
+def launch_server(
+    directory: Path, *arguments: str, env: dict[str, str] | None = None
+) -> RunningServer:
+    """Start `calcfleet serve` on a free loopback port and wait until it serves."""
+    index = len(list(directory.glob("server-*.log")))
+    port_file = directory / f"server-{index}.port"
+    log = directory / f"server-{index}.log"
+    command = [sys.executable, "-m", "calcfleet.cli", "serve"]
+    command += ["--listen", "127.0.0.1:0", "--port-file", str(port_file)]
+    environment = {**os.environ, **(env or {})}
+    environment.pop("NOTIFY_SOCKET", None)
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [*command, *arguments], stderr=sink, stdout=sink, env=environment
+        )
+    return RunningServer(process, _wait_for_port(process, port_file, log), log)
+
+
 @pytest.fixture
 def start_server(tmp_path: Path) -> Iterator[StartServer]:
-    """Start `calcfleet serve` on a free loopback port; every one is stopped after."""
+    """A factory of servers for one test; every one is stopped after it."""
     started: list[RunningServer] = []
 
     def start(*arguments: str, env: dict[str, str] | None = None) -> RunningServer:
-        index = len(started)
-        port_file = tmp_path / f"server-{index}.port"
-        log = tmp_path / f"server-{index}.log"
-        command = [sys.executable, "-m", "calcfleet.cli", "serve"]
-        command += ["--listen", "127.0.0.1:0", "--port-file", str(port_file)]
-        environment = {**os.environ, **(env or {})}
-        environment.pop("NOTIFY_SOCKET", None)
-        with log.open("wb") as sink:
-            process = subprocess.Popen(
-                [*command, *arguments], stderr=sink, stdout=sink, env=environment
-            )
-        server = RunningServer(process, _wait_for_port(process, port_file, log), log)
-        started.append(server)
-        return server
+        started.append(launch_server(tmp_path, *arguments, env=env))
+        return started[-1]
 
     yield start
-    for server in started:
-        server.kill()
+    for running in started:
+        running.kill()
 
 
 @pytest.fixture
 def server(start_server: StartServer) -> RunningServer:
+    """A server of the test's own, for tests that stop or disturb it."""
     return start_server()
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """One server for a whole module of tests that only call it."""
+    running = launch_server(tmp_path_factory.mktemp("server"))
+    yield running
+    running.kill()
 
 
 def _wait_for_port(process: subprocess.Popen[bytes], port_file: Path, log: Path) -> int:
