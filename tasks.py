@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import sys
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from invoke import Context, task
+from calcfleet.errors import CalcfleetError
+from invoke import Context, Exit, task
+
+from stacks import aws, stack
+from stacks import release as releases
 
 ROOT = Path(__file__).resolve().parent
 PYTHON = sys.executable
@@ -47,3 +52,157 @@ def fmt(c: Context) -> None:
 # --- the image (image/) ----------------------------------------------------
 
 # --- the stacks and releases (stacks/) -------------------------------------
+
+# The fleet's verbs take --target like the image's: "aws" drives CloudFormation
+# (stacks/), "local" the local fleet. A release of an image id "ami-..." is an
+# aws release whatever the default target.
+
+
+def _fleet_target(target: str | None, image_id: str | None = None) -> str:
+    if target is None and image_id and image_id.startswith("ami-"):
+        return "aws"
+    chosen = target or str(_project_settings()["target"])
+    if chosen not in ("aws", "local"):
+        raise Exit(f"unknown target {chosen!r}: use aws or local", 2)
+    return chosen
+
+
+def _local_fleet_unavailable() -> NoReturn:
+    raise Exit("the local fleet is not available in this version: use --target aws", 2)
+
+
+def _aws(region: str | None) -> aws.Aws:
+    aws.quiet_botocore()
+    return aws.Aws(aws.session(region=region))
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _stack_command(run: Callable[[], Any]) -> Any:
+    """Run a stack command; known failures become one line and exit 1."""
+    try:
+        return run()
+    except CalcfleetError as error:
+        raise Exit(str(error), 1) from None
+    except KeyboardInterrupt:
+        raise Exit(
+            "interrupted: CloudFormation carries on; see `invoke status`", 130
+        ) from None
+
+
+_FLEET_HELP = {
+    "target": "aws or local (default: [tool.calcfleet] target)",
+    "env": "environment: stacks/params/ENV.json (default prod)",
+    "region": "AWS region (default: AWS_DEFAULT_REGION or the profile's)",
+}
+
+
+@task(
+    help={
+        **_FLEET_HELP,
+        "ami": "image of the fleet (required to create it)",
+        "certificate": "ACM certificate ARN of the HTTPS listener",
+    }
+)
+def up(  # noqa: PLR0917 - invoke turns each parameter into an option
+    c: Context,
+    target: str | None = None,
+    env: str = "prod",
+    ami: str | None = None,
+    certificate: str | None = None,
+    region: str | None = None,
+) -> None:
+    """Create or update the network and fleet stacks, printing their events."""
+    if _fleet_target(target, ami) == "local":
+        _local_fleet_unavailable()
+    fleet = _stack_command(
+        lambda: stack.up(_aws(region), env, ami, _say, certificate_arn=certificate)
+    )
+    _say(f"{fleet['StackName']}: {fleet['StackStatus']}")
+
+
+@task(help={**_FLEET_HELP, "yes": "delete without asking"})
+def down(
+    c: Context,
+    target: str | None = None,
+    env: str = "prod",
+    yes: bool = False,
+    region: str | None = None,
+) -> None:
+    """Delete the fleet and network stacks after a confirmation."""
+    if _fleet_target(target) == "local":
+        _local_fleet_unavailable()
+    if not yes:
+        names = f"calcfleet-{env}-fleet and calcfleet-{env}-network"
+        answer = input(f"Delete {names}? Type {env!r} to confirm: ")
+        if answer.strip() != env:
+            raise Exit("not deleted", 1)
+    _stack_command(lambda: stack.down(_aws(region), env, _say))
+
+
+def _finish(result: Any) -> None:
+    print(result.message, flush=True)
+    if result.outcome != 0:
+        raise Exit(code=int(result.outcome))
+
+
+@task(
+    help={
+        **_FLEET_HELP,
+        "ami": "the verified image to release",
+        "dry-run": "create and print the change set, then stop",
+    }
+)
+def release(  # noqa: PLR0917 - invoke turns each parameter into an option
+    c: Context,
+    ami: str,
+    target: str | None = None,
+    env: str = "prod",
+    dry_run: bool = False,
+    region: str | None = None,
+) -> None:
+    """Roll the fleet onto a verified image; rolled back on failure.
+
+    Exit codes: 0 released, already released or dry run; 1 preflight failed,
+    nothing changed; 2 usage error; 3 rolled back, the previous image still
+    serves; 4 rollback failed, the stack needs `aws cloudformation
+    continue-update-rollback`; 130 interrupted, CloudFormation carries on.
+    See docs/releases.md.
+    """
+    if _fleet_target(target, ami) == "local":
+        _local_fleet_unavailable()
+    _finish(
+        _stack_command(
+            lambda: releases.release(_aws(region), env, ami, _say, dry_run=dry_run)
+        )
+    )
+
+
+@task(help={**_FLEET_HELP, "dry-run": "create and print the change set, then stop"})
+def rollback(
+    c: Context,
+    target: str | None = None,
+    env: str = "prod",
+    dry_run: bool = False,
+    region: str | None = None,
+) -> None:
+    """Release the image that served before the last release (exit codes as release)."""
+    if _fleet_target(target) == "local":
+        _local_fleet_unavailable()
+    _finish(
+        _stack_command(
+            lambda: releases.rollback(_aws(region), env, _say, dry_run=dry_run)
+        )
+    )
+
+
+@task(help=_FLEET_HELP)
+def status(
+    c: Context, target: str | None = None, env: str = "prod", region: str | None = None
+) -> None:
+    """Show the stacks, the image in service, the instances and their health."""
+    if _fleet_target(target) == "local":
+        _local_fleet_unavailable()
+    _stack_command(lambda: stack.status(_aws(region), env, _say))

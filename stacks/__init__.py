@@ -1,0 +1,1 @@
+"""CloudFormation stacks of the fleet and the releases that change them."""
