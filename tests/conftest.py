@@ -100,3 +100,9 @@ def _wait_for_port(process: subprocess.Popen[bytes], port_file: Path, log: Path)
         time.sleep(0.05)
     process.kill()
     pytest.fail(f"server did not start within {START_TIMEOUT} s:\n{log.read_text()}")
+
+
+# The costliest kind of expression the default limits admit: each term is an
+# integer square root of a 65,000-bit number, and the text is just under the
+# 10,000-character limit. It takes about half a second here.
+EXPENSIVE_EXPRESSION = "+".join(["isqrt(2**65000)%7"] * 520)

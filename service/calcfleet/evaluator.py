@@ -174,6 +174,8 @@ class _Compiler:
         clock_slot: list[_Clock],
     ) -> None:
         self.source = text.encode()
+        # Most expressions are ASCII, where bytes and characters line up.
+        self.is_ascii = text.isascii()
         self.limits = limits
         self.variables = variables
         self.clock_slot = clock_slot
@@ -203,6 +205,11 @@ class _Compiler:
         offset = getattr(node, "col_offset", None)
         if offset is None:
             return None
+        return self._character_column(offset)
+
+    def _character_column(self, offset: int) -> int:
+        if self.is_ascii:
+            return offset + 1
         return len(self.source[:offset].decode(errors="ignore")) + 1
 
     def _operator_column(self, node: ast.BinOp, symbol: str) -> int | None:
@@ -212,7 +219,7 @@ class _Compiler:
         found = self.source.find(symbol.encode(), start, stop)
         if found < 0:
             return self._column(node)
-        return len(self.source[:found].decode(errors="ignore")) + 1
+        return self._character_column(found)
 
     def _constant(self, node: ast.Constant) -> Node:
         value = node.value
@@ -275,7 +282,7 @@ class _Compiler:
             value = first(env)
             for operator, right in steps:
                 value = operator(value, right(env))
-            clock_slot[0].check()
+                clock_slot[0].check()
             return value
 
         return chain

@@ -114,11 +114,27 @@ class CalcfleetServer:
     def request_stop(self) -> None:
         self._stop_requested.set()
 
-    async def serve_until_stopped(self) -> None:
+    async def run(self, port_file: Path | None = None) -> None:
+        """Start, serve until SIGTERM or SIGINT, then drain.
+
+        The signals are handled from the first moment, so a stop that arrives
+        during start-up (a long warm-up, say) still ends in a clean drain and
+        exit status 0 rather than in death by signal.
+        """
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.request_stop)
-        await self._stop_requested.wait()
+        starting = asyncio.create_task(self.start())
+        stopping = asyncio.create_task(self._stop_requested.wait())
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if starting.done():
+            starting.result()
+            if port_file is not None:
+                _write_port_file(port_file, self.port)
+            await stopping
+        else:
+            starting.cancel()
+            log.info("server - stop requested while starting")
         await self.drain()
 
     async def drain(self) -> None:
@@ -185,11 +201,11 @@ def build(settings: Settings) -> CalcfleetServer:
 
 async def serve(settings: Settings, port_file: Path | None = None) -> None:
     """Run a server in the foreground until SIGTERM or SIGINT, then drain."""
-    server = build(settings)
-    await server.start()
-    if port_file is not None:
-        # Written whole, then renamed, so a reader never sees half a number.
-        partial = port_file.with_name(port_file.name + ".partial")
-        partial.write_text(f"{server.port}\n")
-        partial.replace(port_file)
-    await server.serve_until_stopped()
+    await build(settings).run(port_file)
+
+
+def _write_port_file(path: Path, port: int) -> None:
+    # Written whole, then renamed, so that a reader never sees half a number.
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(f"{port}\n")
+    partial.replace(path)
