@@ -53,8 +53,9 @@ def launch_server(
     log = directory / f"server-{index}.log"
     command = [sys.executable, "-m", "calcfleet.cli", "serve"]
     command += ["--listen", "127.0.0.1:0", "--port-file", str(port_file)]
-    environment = {**os.environ, **(env or {})}
+    environment = {**os.environ}
     environment.pop("NOTIFY_SOCKET", None)
+    environment.update(env or {})
     with log.open("wb") as sink:
         process = subprocess.Popen(
             [*command, *arguments], stderr=sink, stdout=sink, env=environment
