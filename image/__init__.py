@@ -1,0 +1,1 @@
+"""The server image: Packer template, provisioning, files laid into it, and the bake."""

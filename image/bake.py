@@ -1,0 +1,198 @@
+"""The bake: build the image, let its checks gate it, record its provenance."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import logging
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TextIO
+
+from calcfleet.errors import CalcfleetError
+
+from image import checks, packer, store
+
+log = logging.getLogger("image")
+
+ROOT = Path(__file__).resolve().parent.parent
+IMAGE_DIR = ROOT / "image"
+# Everything an image is made from. A change in any of these bakes anew; the
+# checks are an input too, since they decide what "verified" means.
+INPUT_PATHS = ("image", "service", "protos", "tests/image", "pyproject.toml")
+SKIPPED_PARTS = {"__pycache__", "build", ".mypy_cache"}
+
+SUITE = "bookworm"
+MIRROR = "http://deb.debian.org/debian"
+# What debootstrap puts into the cached base; provision.sh adds the rest.
+BASE_PACKAGES = (
+    "ca-certificates",
+    "iproute2",
+    "procps",
+    "python3",
+    "python3-venv",
+    "systemd",
+    "systemd-sysv",
+)
+
+
+class BakeTargetError(CalcfleetError):
+    """The target is neither local nor aws."""
+
+
+@dataclasses.dataclass(frozen=True)
+class BakeOptions:
+    target: str
+    state_dir: Path
+    force: bool = False
+    # A directory laid over the image's root after the standard files: how a
+    # test bakes a deliberately faulty image. Part of the inputs.
+    overlay: Path | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class BakeResult:
+    image_id: str
+    reused: bool
+    seconds: float
+
+
+def bake(options: BakeOptions, output: TextIO = sys.stdout) -> BakeResult:
+    """Bake a local image (or reuse one made from the same inputs); return its id."""
+    if options.target != "local":
+        raise BakeTargetError(f"unknown target {options.target!r}: use local or aws")
+    started = time.monotonic()
+    images = store.ImageStore(options.state_dir)
+    inputs = fingerprint(ROOT, options.overlay)
+
+    existing = None if options.force else images.find_by_inputs(inputs)
+    if existing is not None:
+        log.info("image %s - inputs unchanged, reusing it", existing.image_id)
+        return BakeResult(existing.image_id, True, time.monotonic() - started)
+
+    image_id = images.new_id()
+    partial = images.partial(image_id)
+    partial.mkdir(parents=True)
+    try:
+        tags = _bake_local(image_id, partial, inputs, options, output)
+        image = images.keep(image_id, tags)
+    except BaseException:
+        images.discard(image_id)
+        raise
+    log.info("image %s - verified and kept", image.image_id)
+    return BakeResult(image.image_id, False, time.monotonic() - started)
+
+
+def _bake_local(
+    image_id: str, partial: Path, inputs: str, options: BakeOptions, output: TextIO
+) -> dict[str, str]:
+    cache = options.state_dir / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    base_key = base_image_key(SUITE, MIRROR, BASE_PACKAGES)
+    variables = {
+        **provenance_variables(inputs),
+        "image_id": image_id,
+        "payload": str(make_payload(partial / "payload", options.overlay)),
+        "manifest": str(partial / "manifest.json"),
+        "python": sys.executable,
+        "rootfs": str(partial / "rootfs"),
+        "base_tarball": str(cache / f"base-{base_key}.tar"),
+        "base_image": f"debian-{SUITE}-{base_key}",
+        "suite": SUITE,
+        "mirror": MIRROR,
+        "base_packages": ",".join(BASE_PACKAGES),
+        "cache_dir": str(cache),
+        "checks_report": str(partial / "checks.xml"),
+    }
+    try:
+        packer.build("local.null.local", variables, output)
+    except packer.PackerBuildError as error:
+        raise checks.failure(partial / "checks.xml", error) from error
+
+    entry = packer.read_manifest(partial / "manifest.json", "local")
+    shutil.rmtree(partial / "payload")
+    return {**entry.custom_data, store.VERIFIED: "true"}
+
+
+def provenance_variables(inputs: str) -> dict[str, str]:
+    """The template variables every target records as tags."""
+    return {
+        "version": project_version(),
+        "commit": git_commit(),
+        "built_at": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "inputs": inputs,
+    }
+
+
+def make_payload(directory: Path, overlay: Path | None) -> Path:
+    """What provisioning reads: the calcfleet wheel, provision.sh, files/, overlay/."""
+    directory.mkdir(parents=True)
+    subprocess.run(
+        [
+            *(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps"),
+            *("--no-build-isolation", "--wheel-dir", str(directory), str(ROOT)),
+        ],
+        check=True,
+        cwd=ROOT,
+    )
+    shutil.copy2(IMAGE_DIR / "provision.sh", directory / "provision.sh")
+    shutil.copytree(IMAGE_DIR / "files", directory / "files")
+    if overlay is not None:
+        shutil.copytree(overlay, directory / "overlay", symlinks=True)
+    return directory
+
+
+def fingerprint(root: Path, overlay: Path | None) -> str:
+    """A digest of every input file's path and content, and of the overlay's."""
+    digest = hashlib.sha256()
+    trees = [(name, root / name) for name in INPUT_PATHS]
+    if overlay is not None:
+        trees.append(("overlay", overlay))
+    for name, path in trees:
+        for file in _files(path):
+            relative = name if file == path else f"{name}/{file.relative_to(path)}"
+            digest.update(relative.encode() + b"\0" + file.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def base_image_key(suite: str, mirror: str, packages: Iterable[str]) -> str:
+    """Names the cached debootstrap base: equal key, equal base."""
+    text = "\n".join([suite, mirror, *sorted(packages)])
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def project_version() -> str:
+    with (ROOT / "pyproject.toml").open("rb") as file:
+        version: str = tomllib.load(file)["project"]["version"]
+    return version
+
+
+def git_commit() -> str:
+    """HEAD, marked "-dirty" when the inputs differ from it."""
+
+    def git(*arguments: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["git", *arguments], cwd=ROOT, capture_output=True, text=True, check=False
+        )
+
+    head = git("rev-parse", "HEAD").stdout.strip() or "unknown"
+    changed = git("status", "--porcelain", "--", *INPUT_PATHS).stdout.strip()
+    return f"{head}-dirty" if changed else head
+
+
+def _files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    return sorted(
+        file
+        for file in path.rglob("*")
+        if (file.is_file() or file.is_symlink())
+        and not SKIPPED_PARTS.intersection(file.relative_to(path).parts)
+        and not any(part.endswith(".egg-info") for part in file.parts)
+    )
