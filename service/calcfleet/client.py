@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterable, Iterator
 from types import TracebackType
 from typing import Any
@@ -12,7 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from calcfleet.errors import CalcfleetError
 from calcfleet.v1 import calculator_pb2 as pb
-from calcfleet.v1 import calculator_pb2_grpc
+from calcfleet.v1 import calculator_pb2_grpc, jobs_pb2, jobs_pb2_grpc
 
 # Calls that are safe to send twice are retried by gRPC itself when an
 # instance is unavailable (draining, restarting, just killed): the same
@@ -33,6 +34,12 @@ SERVICE_CONFIG = {
                 {"service": "calcfleet.v1.Calculator", "method": "Calculate"},
                 {"service": "calcfleet.v1.Calculator", "method": "Evaluate"},
                 {"service": "grpc.health.v1.Health", "method": "Check"},
+                # Reading or cancelling a job twice changes nothing more than
+                # once; Submit is safe only with an idempotency key, which
+                # Client.submit always sends.
+                {"service": "calcfleet.v1.Jobs", "method": "Get"},
+                {"service": "calcfleet.v1.Jobs", "method": "Cancel"},
+                {"service": "calcfleet.v1.Jobs", "method": "Submit"},
             ],
             "retryPolicy": RETRY_POLICY,
         }
@@ -83,6 +90,7 @@ class Client:
             self.channel = grpc.insecure_channel(target, options)
         self.calculator = calculator_pb2_grpc.CalculatorStub(self.channel)
         self.health = health_pb2_grpc.HealthStub(self.channel)
+        self.jobs = jobs_pb2_grpc.JobsStub(self.channel)
 
     def evaluate(self, expression: str, timeout: float | None = None) -> str:
         """The exact text of an expression's value."""
@@ -108,6 +116,43 @@ class Client:
         requests = (pb.EvaluateRequest(expression=text) for text in expressions)
         try:
             yield from self.calculator.EvaluateStream(requests, timeout=timeout)
+        except grpc.RpcError as error:
+            raise CallFailedError.from_rpc_error(error) from None
+
+    def submit(
+        self,
+        request: jobs_pb2.SubmitJobRequest,
+        *,
+        key: str = "",
+        job_timeout: float | None = None,
+        timeout: float | None = None,
+    ) -> jobs_pb2.Job:
+        """Start a job; without `key` a fresh one is made, so retries stay safe."""
+        submitted = jobs_pb2.SubmitJobRequest()
+        submitted.CopyFrom(request)
+        submitted.idempotency_key = key or request.idempotency_key or str(uuid.uuid4())
+        if job_timeout is not None:
+            submitted.timeout.FromNanoseconds(int(job_timeout * 1e9))
+        return self._call(self.jobs.Submit, submitted, timeout)
+
+    def get_job(self, job_id: str, timeout: float | None = None) -> jobs_pb2.Job:
+        request = jobs_pb2.GetJobRequest(job_id=job_id)
+        return self._call(self.jobs.Get, request, timeout)
+
+    def cancel_job(self, job_id: str, timeout: float | None = None) -> jobs_pb2.Job:
+        request = jobs_pb2.CancelJobRequest(job_id=job_id)
+        return self._call(self.jobs.Cancel, request, timeout)
+
+    def watch_job(
+        self, job_id: str, timeout: float | None = None
+    ) -> Iterator[jobs_pb2.Job]:
+        """The job as it progresses; raises CallFailedError if it fails.
+
+        `timeout` bounds the whole watch; None watches until the job ends.
+        """
+        request = jobs_pb2.WatchJobRequest(job_id=job_id)
+        try:
+            yield from self.jobs.Watch(request, timeout=timeout)
         except grpc.RpcError as error:
             raise CallFailedError.from_rpc_error(error) from None
 

@@ -16,6 +16,7 @@ from calcfleet import __version__
 from calcfleet.calculator import CalculatorServicer, ExpressionRunner
 from calcfleet.errors import CalcfleetError
 from calcfleet.health import NOT_SERVING, SERVING, GatedHealthServicer
+from calcfleet.jobservice import JobsComponent
 from calcfleet.notify import Notifier
 from calcfleet.settings import Settings
 from calcfleet.v1 import calculator_pb2, calculator_pb2_grpc
@@ -196,7 +197,9 @@ def _channel_options(settings: Settings) -> list[tuple[str, int]]:
 
 
 def build(settings: Settings) -> CalcfleetServer:
-    return CalcfleetServer(settings, [CalculatorComponent(settings)])
+    return CalcfleetServer(
+        settings, [CalculatorComponent(settings), JobsComponent(settings)]
+    )
 
 
 async def serve(settings: Settings, port_file: Path | None = None) -> None:

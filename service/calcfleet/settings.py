@@ -65,6 +65,36 @@ class DiscoverySettings:
     registry_dir: str = "/run/calcfleet/registry"
     cloudmap_service_id: str = ""
     cloudmap_region: str = ""
+    # Only for tests against moto's server; empty means AWS's own endpoint.
+    cloudmap_endpoint_url: str = ""
+    # How often the peer list is read again and dropped peers are probed.
+    refresh_seconds: float = 2.0
+
+
+@dataclasses.dataclass(frozen=True)
+class JobSettings:
+    """Bounds on one distributed job, checked at submit (docs/jobs.md)."""
+
+    # Terms of a sum, numbers of a prime count, intervals of an integral.
+    max_range: int = 10_000_000_000
+    max_batch_expressions: int = 10_000
+    max_chunks: int = 10_000
+    # Terms per chunk; a larger range gets larger chunks to stay in max_chunks.
+    chunk_terms: int = 20_000
+    batch_chunk_size: int = 100
+    max_running_jobs: int = 16
+    # Threads computing chunks. CPython's GIL lets only one run Python code
+    # at a time, so the fleet's parallelism comes from instances, not threads.
+    chunk_threads: int = 1
+    # Chunks each peer is given at once: one computing, one on its way.
+    peer_slots: int = 2
+    # One attempt at a chunk, here or on a peer, may take this long.
+    chunk_timeout_seconds: float = 60.0
+    max_chunk_attempts: int = 3
+    # Deadline of a Get, Cancel or Submit forwarded to another instance, and
+    # the longest silence of a forwarded Watch.
+    forward_timeout_seconds: float = 5.0
+    retention_seconds: float = 3600.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +102,7 @@ class Settings:
     server: ServerSettings = ServerSettings()
     limits: LimitSettings = LimitSettings()
     discovery: DiscoverySettings = DiscoverySettings()
+    jobs: JobSettings = JobSettings()
     # Set by systemd for a Type=notify unit; empty when not under systemd.
     notify_socket: str = ""
     # Set by systemd when stderr is connected to the journal.
