@@ -244,6 +244,20 @@ class Aws:
                 raise
         return images[0] if images else None
 
+    def images_tagged(self, tags: dict[str, str]) -> list[Record]:
+        """This account's images carrying every one of the tags, newest first."""
+        filters = [
+            {"Name": f"tag:{key}", "Values": [value]} for key, value in tags.items()
+        ]
+        with _calling("describe images"):
+            images = self._client("ec2").describe_images(
+                Owners=["self"], Filters=filters
+            )
+        found: list[Record] = images["Images"]
+        return sorted(
+            found, key=lambda image: image.get("CreationDate", ""), reverse=True
+        )
+
     def group_instances(self, group_name: str) -> list[Record]:
         with _calling(f"describe group {group_name}"):
             groups = self._client("autoscaling").describe_auto_scaling_groups(
