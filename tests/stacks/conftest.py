@@ -1,4 +1,4 @@
-"""A moto server on a free loopback port, standing in for AWS, and helpers to fill it."""
+"""A moto server on a free loopback port in AWS's place, and helpers to fill it."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def moto_endpoint() -> Iterator[str]:
         deadline = time.monotonic() + 30
         while True:
             try:
-                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)  # noqa: S310
+                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)
                 break
             except OSError:
                 if time.monotonic() > deadline or server.poll() is not None:
@@ -55,14 +55,14 @@ def moto_endpoint() -> Iterator[str]:
 def aws_environ(moto_endpoint: str) -> dict[str, str]:
     """A fresh moto account, and the environment that points boto3 at it."""
     request = urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")
-    urllib.request.urlopen(request, timeout=5)  # noqa: S310
+    urllib.request.urlopen(request, timeout=5)
     environ = {
         key: value for key, value in os.environ.items() if not key.startswith("AWS_")
     }
     environ.update(
         AWS_ENDPOINT_URL=moto_endpoint,
         AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",  # noqa: S105
+        AWS_SECRET_ACCESS_KEY="testing",
         AWS_DEFAULT_REGION="us-east-1",
         AWS_CONFIG_FILE="/dev/null",
         AWS_SHARED_CREDENTIALS_FILE="/dev/null",
