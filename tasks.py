@@ -25,6 +25,35 @@ def _project_settings() -> dict[str, Any]:
     return settings
 
 
+# --- the main job and the tests -------------------------------------------
+
+
+@task
+def demo(c: Context) -> None:
+    """The main job: start a real server, send real calculations, print the answers."""
+    from calcfleet.bench import server_process
+    from calcfleet.demo import show
+
+    with server_process(PYTHON, "-m", "calcfleet.cli", "serve") as target:
+        show(target)
+    print("The server drained and stopped.")
+
+
+@task(
+    help={
+        "quick": "only the fast tests (no image, fleet or slow ones)",
+        "k": "only tests whose names match this pytest -k expression",
+    }
+)
+def test(c: Context, quick: bool = False, k: str = "") -> None:
+    """Check lint and types, then run the test suite (all of it, as CI does)."""
+    lint(c)
+    arguments = ["-m", "'not slow and not image and not fleet'"] if quick else []
+    if k:
+        arguments += ["-k", f"'{k}'"]
+    c.run(f"{PYTHON} -m pytest {' '.join(arguments)}", echo=True, pty=False)
+
+
 # --- the service -----------------------------------------------------------
 
 
@@ -206,3 +235,20 @@ def status(
     if _fleet_target(target) == "local":
         _local_fleet_unavailable()
     _stack_command(lambda: stack.status(_aws(region), env, _say))
+
+
+# --- benchmarks --------------------------------------------------------------
+
+
+@task(
+    help={
+        "seconds": "how long the concurrent clients run against each server",
+        "clients": "how many concurrent clients",
+    }
+)
+def bench(c: Context, seconds: float = 10.0, clients: int = 100) -> None:
+    """Measure calcfleet against a bare gRPC server in one run and print the ratios."""
+    c.run(
+        f"{PYTHON} -m calcfleet.bench --seconds {seconds} --clients {clients}",
+        pty=False,
+    )

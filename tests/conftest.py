@@ -107,3 +107,20 @@ def _wait_for_port(process: subprocess.Popen[bytes], port_file: Path, log: Path)
 # integer square root of a 65,000-bit number, and the text is just under the
 # 10,000-character limit. It takes about half a second here.
 EXPENSIVE_EXPRESSION = "+".join(["isqrt(2**65000)%7"] * 520)
+
+
+_skipped: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped:
+        _skipped.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In CI a skipped test is a failure: a missing tool must not pass quietly."""
+    if os.environ.get("CI") == "true" and _skipped and exitstatus == 0:
+        print(f"\nCI: {len(_skipped)} test(s) skipped, and CI runs every test:")
+        for nodeid in _skipped:
+            print(f"  {nodeid}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

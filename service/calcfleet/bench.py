@@ -1,0 +1,106 @@
+"""`invoke bench`: calcfleet against a bare gRPC server, measured in one run."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from calcfleet import load
+
+EXPRESSION = "1+2*3"
+
+
+@dataclasses.dataclass(frozen=True)
+class Figures:
+    name: str
+    sequential: load.Latencies
+    concurrent: load.Latencies
+    stream: load.Latencies
+
+
+@contextlib.contextmanager
+def server_process(*command: str) -> Iterator[str]:
+    """Run a server command that takes --listen and --port-file; yield its address."""
+    with tempfile.TemporaryDirectory() as directory:
+        port_file = Path(directory) / "port"
+        process = subprocess.Popen(
+            [*command, "--listen", "127.0.0.1:0", "--port-file", str(port_file)],
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            give_up = time.monotonic() + 30
+            while not port_file.exists():
+                if process.poll() is not None or time.monotonic() > give_up:
+                    raise RuntimeError(f"{command[0]} did not start")
+                time.sleep(0.05)
+            yield f"127.0.0.1:{port_file.read_text().strip()}"
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(30)
+
+
+async def measure(name: str, target: str, args: argparse.Namespace) -> Figures:
+    await load.sequential(target, EXPRESSION, 200)  # warm both ends up
+    return Figures(
+        name,
+        await load.sequential(target, EXPRESSION, args.calls),
+        await load.concurrent(target, EXPRESSION, args.clients, args.seconds),
+        await load.stream(target, EXPRESSION, args.stream),
+    )
+
+
+def table(figures: list[Figures]) -> str:
+    ms = 1000.0
+    rows = [
+        f"{'':24}" + "".join(f"{f.name:>14}" for f in figures) + f"{'ratio':>10}",
+    ]
+
+    def row(label: str, values: list[float], unit: str, higher_is_better: bool) -> None:
+        ratio = values[1] / values[0] if values[0] else float("nan")
+        if not higher_is_better:
+            ratio = values[0] / values[1] if values[1] else float("nan")
+        cells = "".join(f"{v:>11.3f} {unit:<2}" for v in values)
+        rows.append(f"{label:24}{cells}{ratio:>10.2f}")
+
+    seq = [f.sequential for f in figures]
+    con = [f.concurrent for f in figures]
+    row("sequential mean", [s.mean * ms for s in seq], "ms", False)
+    row("sequential p50", [s.percentile(0.5) * ms for s in seq], "ms", False)
+    row("sequential p99", [s.percentile(0.99) * ms for s in seq], "ms", False)
+    row("concurrent ops/s", [c.ops_per_second for c in con], "/s", True)
+    row("concurrent p50", [c.percentile(0.5) * ms for c in con], "ms", False)
+    row("concurrent p99", [c.percentile(0.99) * ms for c in con], "ms", False)
+    rows.append(f"{'concurrent errors':24}" + "".join(f"{c.errors:>14}" for c in con))
+    row("stream expressions/s", [f.stream.ops_per_second for f in figures], "/s", True)
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--calls", type=int, default=1000)
+    parser.add_argument("--clients", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--stream", type=int, default=50_000)
+    args = parser.parse_args()
+
+    python = sys.executable
+    figures = []
+    with server_process(python, "-m", "calcfleet.bench_baseline") as target:
+        figures.append(asyncio.run(measure("bare gRPC", target, args)))
+    with server_process(python, "-m", "calcfleet.cli", "serve") as target:
+        figures.append(asyncio.run(measure("calcfleet", target, args)))
+    print(f"Evaluate({EXPRESSION!r}); {args.clients} clients for {args.seconds:g} s")
+    print(table(figures))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""Load for a server or a fleet: sequential, concurrent and streamed calls, measured."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import statistics
+import time
+from collections.abc import Sequence
+
+import grpc
+
+from calcfleet.client import SERVICE_CONFIG
+from calcfleet.v1 import calculator_pb2 as pb
+
+EVALUATE = "/calcfleet.v1.Calculator/Evaluate"
+STREAM = "/calcfleet.v1.Calculator/EvaluateStream"
+CHANNEL_OPTIONS = [
+    ("grpc.service_config", json.dumps(SERVICE_CONFIG)),
+    # Each simulated client gets a connection of its own, as separate
+    # processes would, instead of sharing one through gRPC's subchannel pool.
+    ("grpc.use_local_subchannel_pool", 1),
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class Latencies:
+    """What a run of calls measured; times in seconds."""
+
+    calls: int
+    errors: int
+    seconds: float
+    samples: Sequence[float]
+
+    @property
+    def ops_per_second(self) -> float:
+        return (self.calls - self.errors) / self.seconds if self.seconds else 0.0
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.samples) if self.samples else float("nan")
+
+    def percentile(self, fraction: float) -> float:
+        if not self.samples:
+            return float("nan")
+        ordered = sorted(self.samples)
+        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def _evaluate(channel: grpc.aio.Channel) -> grpc.aio.UnaryUnaryMultiCallable:
+    return channel.unary_unary(
+        EVALUATE,
+        request_serializer=pb.EvaluateRequest.SerializeToString,
+        response_deserializer=pb.EvaluateResponse.FromString,
+    )
+
+
+async def sequential(
+    target: str, expression: str, calls: int, timeout: float = 5.0
+) -> Latencies:
+    """`calls` calls one after another on one channel."""
+    request = pb.EvaluateRequest(expression=expression)
+    samples, errors = [], 0
+    async with grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS) as channel:
+        method = _evaluate(channel)
+        await method(request, timeout=timeout)  # connect before measuring
+        started = time.perf_counter()
+        for _ in range(calls):
+            began = time.perf_counter()
+            try:
+                await method(request, timeout=timeout)
+            except grpc.aio.AioRpcError:
+                errors += 1
+            samples.append(time.perf_counter() - began)
+        elapsed = time.perf_counter() - started
+    return Latencies(calls, errors, elapsed, samples)
+
+
+async def concurrent(
+    target: str,
+    expression: str,
+    clients: int,
+    seconds: float,
+    *,
+    timeout: float = 5.0,
+    expected: str | None = None,
+) -> Latencies:
+    """`clients` clients, each on its own connection, calling for `seconds`.
+
+    A call counts as an error when it fails or, with `expected`, returns
+    another value.
+    """
+    request = pb.EvaluateRequest(expression=expression)
+    samples: list[float] = []
+    counts = {"calls": 0, "errors": 0}
+    channels = [
+        grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+        for _ in range(clients)
+    ]
+    await asyncio.gather(*(c.channel_ready() for c in channels))
+    stop_at = time.perf_counter() + seconds
+
+    async def client(channel: grpc.aio.Channel) -> None:
+        method = _evaluate(channel)
+        while time.perf_counter() < stop_at:
+            began = time.perf_counter()
+            counts["calls"] += 1
+            try:
+                response = await method(request, timeout=timeout)
+                if expected is not None and response.value != expected:
+                    counts["errors"] += 1
+            except grpc.aio.AioRpcError:
+                counts["errors"] += 1
+            samples.append(time.perf_counter() - began)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(c) for c in channels))
+    elapsed = time.perf_counter() - started
+    await asyncio.gather(*(c.close() for c in channels))
+    return Latencies(counts["calls"], counts["errors"], elapsed, samples)
+
+
+async def stream(target: str, expression: str, count: int) -> Latencies:
+    """`count` expressions over one EvaluateStream; samples are not per item."""
+    request = pb.EvaluateRequest(expression=expression)
+    async with grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS) as channel:
+        call = channel.stream_stream(
+            STREAM,
+            request_serializer=pb.EvaluateRequest.SerializeToString,
+            response_deserializer=pb.StreamResult.FromString,
+        )
+        await channel.channel_ready()
+
+        async def requests() -> object:
+            for _ in range(count):
+                yield request
+
+        started = time.perf_counter()
+        errors = 0
+        async for result in call(requests()):
+            errors += result.HasField("error")
+        elapsed = time.perf_counter() - started
+    return Latencies(count, errors, elapsed, [])
