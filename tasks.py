@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import tomllib
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from typing import Any, NoReturn
 from calcfleet.errors import CalcfleetError
 from invoke import Context, Exit, task
 
+from image import bake as bakes
 from stacks import aws, stack
 from stacks import release as releases
 
@@ -79,6 +81,41 @@ def fmt(c: Context) -> None:
 
 
 # --- the image (image/) ----------------------------------------------------
+
+
+@task(
+    help={
+        "target": "local or aws (default: [tool.calcfleet] target)",
+        "force": "bake again even if an image of the same inputs exists",
+        "overlay": "directory laid over the image root after provisioning (tests)",
+        "region": "AWS region (default: AWS_DEFAULT_REGION or the profile's)",
+    }
+)
+def bake(
+    c: Context,
+    target: str | None = None,
+    force: bool = False,
+    overlay: str | None = None,
+    region: str | None = None,
+) -> None:
+    """Bake the server image with Packer; tests/image/ must pass before it is kept."""
+    chosen = _fleet_target(target)
+    options = bakes.BakeOptions(
+        target=chosen,
+        state_dir=ROOT / _project_settings()["state_dir"],
+        force=force,
+        overlay=Path(overlay).resolve() if overlay else None,
+    )
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    try:
+        result = bakes.bake(options, aws=_aws(region) if chosen == "aws" else None)
+    except CalcfleetError as error:
+        raise Exit(str(error), 1) from None
+    except KeyboardInterrupt:
+        raise Exit("interrupted: no image was kept", 130) from None
+    done = "inputs unchanged, reused" if result.reused else "baked and verified"
+    _say(f"image {result.image_id} - {done} in {result.seconds:.1f}s")
+
 
 # --- the stacks and releases (stacks/) -------------------------------------
 

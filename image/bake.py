@@ -9,6 +9,7 @@ import logging
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import tomllib
 from collections.abc import Iterable
@@ -18,6 +19,7 @@ from typing import TextIO
 from calcfleet.errors import CalcfleetError
 
 from image import checks, packer, store
+from stacks.aws import Aws
 
 log = logging.getLogger("image")
 
@@ -46,6 +48,10 @@ class BakeTargetError(CalcfleetError):
     """The target is neither local nor aws."""
 
 
+class AmiMissingError(CalcfleetError):
+    """Packer finished but its manifest names no AMI."""
+
+
 @dataclasses.dataclass(frozen=True)
 class BakeOptions:
     target: str
@@ -54,6 +60,12 @@ class BakeOptions:
     # A directory laid over the image's root after the standard files: how a
     # test bakes a deliberately faulty image. Part of the inputs.
     overlay: Path | None = None
+    # aws only: an EC2 endpoint other than AWS's own. Set, the bake is the
+    # rehearsal against moto: no instance to reach, so no provisioning and no
+    # checks, and the AMI is tagged calcfleet:verified=false.
+    ec2_endpoint: str | None = None
+    source_ami_name: str | None = None
+    source_ami_owner: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,10 +75,21 @@ class BakeResult:
     seconds: float
 
 
-def bake(options: BakeOptions, output: TextIO = sys.stdout) -> BakeResult:
-    """Bake a local image (or reuse one made from the same inputs); return its id."""
-    if options.target != "local":
-        raise BakeTargetError(f"unknown target {options.target!r}: use local or aws")
+def bake(
+    options: BakeOptions, output: TextIO = sys.stdout, aws: Aws | None = None
+) -> BakeResult:
+    """Bake the image of the target, or reuse one made from the same inputs.
+
+    `aws` is needed for the aws target only.
+    """
+    if options.target == "local":
+        return _local_image(options, output)
+    if options.target == "aws" and aws is not None:
+        return _ami(options, output, aws)
+    raise BakeTargetError(f"unknown target {options.target!r}: use local or aws")
+
+
+def _local_image(options: BakeOptions, output: TextIO) -> BakeResult:
     started = time.monotonic()
     images = store.ImageStore(options.state_dir)
     inputs = fingerprint(ROOT, options.overlay)
@@ -118,6 +141,66 @@ def _bake_local(
     entry = packer.read_manifest(partial / "manifest.json", "local")
     shutil.rmtree(partial / "payload")
     return {**entry.custom_data, store.VERIFIED: "true"}
+
+
+def _ami(options: BakeOptions, output: TextIO, aws: Aws) -> BakeResult:
+    started = time.monotonic()
+    aws.check_configured()
+    inputs = fingerprint(ROOT, options.overlay)
+    rehearsal = options.ec2_endpoint is not None
+
+    wanted = {store.INPUTS: inputs, store.VERIFIED: "false" if rehearsal else "true"}
+    existing = [] if options.force else aws.images_tagged(wanted)
+    if existing:
+        image_id = str(existing[0]["ImageId"])
+        log.info("image %s - inputs unchanged, reusing it", image_id)
+        return BakeResult(image_id, True, time.monotonic() - started)
+
+    work = Path(tempfile.mkdtemp(prefix="ami-", dir=_build_dir(options)))
+    try:
+        build = "rehearsal" if rehearsal else "aws"
+        variables = {
+            **provenance_variables(inputs),
+            "payload": str(make_payload(work / "payload", options.overlay)),
+            "manifest": str(work / "manifest.json"),
+            "python": sys.executable,
+            "checks_report": str(work / "checks.xml"),
+            "region": str(aws.session.region_name),
+            **_aws_overrides(options),
+        }
+        try:
+            packer.build(f"{build}.amazon-ebs.{build}", variables, output)
+        except packer.PackerBuildError as error:
+            raise checks.failure(work / "checks.xml", error) from error
+        entry = packer.read_manifest(work / "manifest.json", build)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return BakeResult(ami_id(entry.artifact_id), False, time.monotonic() - started)
+
+
+def _aws_overrides(options: BakeOptions) -> dict[str, str]:
+    overrides = {
+        "ec2_endpoint": options.ec2_endpoint,
+        "skip_aws_checks": "true" if options.ec2_endpoint else None,
+        "source_ami_name": options.source_ami_name,
+        "source_ami_owner": options.source_ami_owner,
+    }
+    return {name: value for name, value in overrides.items() if value}
+
+
+def ami_id(artifact_id: str) -> str:
+    """The AMI id in an amazon-ebs artifact id, "REGION:AMI[,REGION:AMI...]"."""
+    for part in artifact_id.split(","):
+        _, _, image_id = part.partition(":")
+        if image_id.startswith("ami-"):
+            return image_id
+    raise AmiMissingError(f"packer recorded no AMI (artifact {artifact_id!r})")
+
+
+def _build_dir(options: BakeOptions) -> Path:
+    directory = options.state_dir / "build"
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
 
 
 def provenance_variables(inputs: str) -> dict[str, str]:
