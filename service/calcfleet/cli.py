@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from calcfleet import __version__, logs, settings
+from calcfleet import __version__, jobcli, logs, settings
 from calcfleet.client import Client
 from calcfleet.errors import CalcfleetError
 
@@ -96,6 +96,8 @@ def _parser() -> argparse.ArgumentParser:
     health.add_argument("--wait", type=float, default=0.0, metavar="SECONDS")
     _add_target(health)
     health.set_defaults(command=_health)
+
+    jobcli.add_commands(commands, _add_target, _client)
     return parser
 
 
