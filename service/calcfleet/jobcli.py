@@ -38,7 +38,9 @@ def add_commands(commands: Any, add_target: AddTarget, make_client: MakeClient) 
         ("get", _get, "print a job's state, progress and result"),
         ("cancel", _cancel, "cancel a job; its chunks stop on every instance"),
     ):
-        verb = verbs.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        verb = verbs.add_parser(
+            name, help=text, description=text[0].upper() + text[1:] + "."
+        )
         verb.add_argument("job_id", metavar="ID")
         add_target(verb)
         verb.set_defaults(command=_with_client(handler, make_client))
@@ -58,7 +60,9 @@ def _add_submit(verbs: Any, add_target: AddTarget, make_client: MakeClient) -> N
         ("batch", "evaluate EXPRs (or one per line of stdin), results in order"),
         ("primes", "count the primes p with --from <= p <= --to"),
     ):
-        kind = kinds.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        kind = kinds.add_parser(
+            name, help=text, description=text[0].upper() + text[1:] + "."
+        )
         if name in ("sum", "integral"):
             kind.add_argument("expression", metavar="EXPR")
         if name == "batch":
