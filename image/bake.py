@@ -138,7 +138,7 @@ def _bake_local(
     except packer.PackerBuildError as error:
         raise checks.failure(partial / "checks.xml", error) from error
 
-    entry = packer.read_manifest(partial / "manifest.json", "local")
+    entry = packer.read_manifest(partial / "manifest.json", "null")
     shutil.rmtree(partial / "payload")
     return {**entry.custom_data, store.VERIFIED: "true"}
 
@@ -172,7 +172,7 @@ def _ami(options: BakeOptions, output: TextIO, aws: Aws) -> BakeResult:
             packer.build(f"{build}.amazon-ebs.{build}", variables, output)
         except packer.PackerBuildError as error:
             raise checks.failure(work / "checks.xml", error) from error
-        entry = packer.read_manifest(work / "manifest.json", build)
+        entry = packer.read_manifest(work / "manifest.json", "amazon-ebs")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return BakeResult(ami_id(entry.artifact_id), False, time.monotonic() - started)

@@ -37,7 +37,7 @@ class PackerBuildError(CalcfleetError):
 class ManifestEntry:
     """What one build recorded in the manifest post-processor's file."""
 
-    build_name: str
+    source_name: str
     artifact_id: str
     run_uuid: str
     custom_data: dict[str, str]
@@ -78,26 +78,31 @@ def build(only: str, variables: Mapping[str, str], output: TextIO) -> None:
     )
 
 
-def read_manifest(path: Path, build_name: str) -> ManifestEntry:
-    """The entry of the last run, which must come from `build_name`.
+def read_manifest(path: Path, builder_type: str) -> ManifestEntry:
+    """The entry of the last run, which must come from a `builder_type` source.
 
     Packer appends one entry per run and names the latest in last_run_uuid. A
     filter that matches no build still exits 0 and writes nothing, so an
-    absent file or an entry of another build means nothing was built.
+    absent file or no entry of that run means nothing was built. The entry's
+    name is not compared: Packer 1.6.6 records the top-level source's name
+    even for a build-level source renamed with `name`.
     """
     if not path.is_file():
-        raise PackerBuildError(f"packer built nothing for {build_name} (no manifest)")
+        raise PackerBuildError(f"packer built no {builder_type} image (no manifest)")
     document: dict[str, Any] = json.loads(path.read_text())
     run_uuid = document["last_run_uuid"]
     for entry in document["builds"]:
-        if entry["packer_run_uuid"] == run_uuid and entry["name"] == build_name:
+        if (
+            entry["packer_run_uuid"] == run_uuid
+            and entry["builder_type"] == builder_type
+        ):
             return ManifestEntry(
-                build_name=entry["name"],
+                source_name=entry["name"],
                 artifact_id=entry["artifact_id"],
                 run_uuid=run_uuid,
                 custom_data=dict(entry.get("custom_data") or {}),
             )
-    raise PackerBuildError(f"packer built nothing for {build_name} in run {run_uuid}")
+    raise PackerBuildError(f"packer built no {builder_type} image in run {run_uuid}")
 
 
 def _var_args(variables: Mapping[str, str]) -> list[str]:
