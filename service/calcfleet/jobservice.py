@@ -222,7 +222,9 @@ async def _relay(
 ) -> NoReturn:
     """End this call with the status (and rich details) another instance gave."""
     await context.abort(
-        error.code(), error.details() or "", trailing_metadata=error.trailing_metadata()
+        error.code(),
+        error.details() or "",
+        trailing_metadata=tuple(error.trailing_metadata() or ()),
     )
     raise AssertionError("abort returned")
 

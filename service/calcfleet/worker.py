@@ -71,6 +71,9 @@ class ChunkRunner:
             )
         except asyncio.CancelledError:
             cancelled.set()
+            with self._lock:
+                if record.outcome == "queued":  # its thread never started
+                    record.outcome = "cancelled"
             raise
 
     def _compute(
