@@ -1,66 +1,13 @@
-"""Fixtures shared by every test: real calcfleet servers started as processes."""
+"""Fixtures shared by every test: real calcfleet servers, and CI's rule on skips."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-START_TIMEOUT = 20.0
-
-
-@dataclasses.dataclass
-class RunningServer:
-    process: subprocess.Popen[bytes]
-    port: int
-    log: Path
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def terminate(self, timeout: float = 30.0) -> int:
-        """SIGTERM, then wait for the drain; returns the exit status."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout)
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-
-
-StartServer = Callable[..., RunningServer]
-
-
-def launch_server(
-    directory: Path, *arguments: str, env: dict[str, str] | None = None
-) -> RunningServer:
-    """Start `calcfleet serve` on a free loopback port and wait until it serves."""
-    index = len(list(directory.glob("server-*.log")))
-    port_file = directory / f"server-{index}.port"
-    log = directory / f"server-{index}.log"
-    command = [sys.executable, "-m", "calcfleet.cli", "serve"]
-    command += ["--listen", "127.0.0.1:0", "--port-file", str(port_file)]
-    environment = {**os.environ}
-    environment.pop("NOTIFY_SOCKET", None)
-    environment.update(env or {})
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [*command, *arguments], stderr=sink, stdout=sink, env=environment
-        )
-    return RunningServer(process, _wait_for_port(process, port_file, log), log)
+from servers import RunningServer, StartServer, launch_server
 
 
 @pytest.fixture
@@ -89,24 +36,6 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningS
     running = launch_server(tmp_path_factory.mktemp("server"))
     yield running
     running.kill()
-
-
-def _wait_for_port(process: subprocess.Popen[bytes], port_file: Path, log: Path) -> int:
-    give_up = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < give_up:
-        if port_file.exists():
-            return int(port_file.read_text())
-        if process.poll() is not None:
-            pytest.fail(f"server exited with {process.returncode}:\n{log.read_text()}")
-        time.sleep(0.05)
-    process.kill()
-    pytest.fail(f"server did not start within {START_TIMEOUT} s:\n{log.read_text()}")
-
-
-# The costliest kind of expression the default limits admit: each term is an
-# integer square root of a 65,000-bit number, and the text is just under the
-# 10,000-character limit. It takes about half a second here.
-EXPENSIVE_EXPRESSION = "+".join(["isqrt(2**65000)%7"] * 520)
 
 
 _skipped: list[str] = []

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from conftest import RunningServer
+from servers import RunningServer
 
 
 def calcfleet(

@@ -11,7 +11,7 @@ import grpc
 import pytest
 from calcfleet.v1 import calculator_pb2 as pb
 from calcfleet.v1 import calculator_pb2_grpc
-from conftest import EXPENSIVE_EXPRESSION, StartServer
+from servers import EXPENSIVE_EXPRESSION, StartServer
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 

@@ -10,7 +10,7 @@ import grpc
 import pytest
 from calcfleet.client import CallFailedError, Client
 from calcfleet.v1 import calculator_pb2 as pb
-from conftest import RunningServer, StartServer
+from servers import RunningServer, StartServer
 from grpc_health.v1 import health_pb2
 from grpclib.client import Channel, UnaryUnaryMethod
 from grpclib.const import Status

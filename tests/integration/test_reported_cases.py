@@ -18,7 +18,7 @@ import grpc
 import pytest
 from calcfleet.v1 import calculator_pb2 as pb
 from calcfleet.v1 import calculator_pb2_grpc
-from conftest import RunningServer
+from servers import RunningServer
 
 CASES = Path(__file__).parent.parent / "data" / "expressions.tsv"
 # What "still answers at normal speed" means for the follow-up call.
