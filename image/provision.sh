@@ -13,6 +13,10 @@ target=${TARGET:?TARGET must be local or aws}
 export DEBIAN_FRONTEND=noninteractive
 
 runtime_packages=(python3 python3-venv systemd systemd-sysv ca-certificates iproute2 procps)
+if [[ "$target" == aws ]]; then
+    # The stack's UserData reads IMDSv2 with curl.
+    runtime_packages+=(curl)
+fi
 # systemd-python has no wheel on PyPI: it compiles against libsystemd. These
 # are needed for that build only and leave the image before it is kept.
 build_packages=(gcc libc6-dev pkg-config libsystemd-dev python3-dev)
@@ -56,10 +60,8 @@ if [[ -d "$payload/overlay" ]]; then
 fi
 
 echo "provision - enabling units"
+# calcfleet-signal.service stays disabled: the stack's UserData starts it.
 systemctl enable systemd-networkd.service calcfleet.service
-if [[ "$target" == aws ]]; then
-    systemctl enable calcfleet-signal.service
-fi
 
 echo "provision - removing what a server must not carry"
 apt-get purge -y -qq --auto-remove "${build_packages[@]}" cpp binutils
