@@ -281,11 +281,16 @@ def status(
     help={
         "seconds": "how long the concurrent clients run against each server",
         "clients": "how many concurrent clients",
+        "jobs": "also time one CPU-heavy job on one instance, then on two",
     }
 )
-def bench(c: Context, seconds: float = 10.0, clients: int = 100) -> None:
+def bench(
+    c: Context, seconds: float = 10.0, clients: int = 100, jobs: bool = False
+) -> None:
     """Measure calcfleet against a bare gRPC server in one run and print the ratios."""
     c.run(
         f"{PYTHON} -m calcfleet.bench --seconds {seconds} --clients {clients}",
         pty=False,
     )
+    if jobs:
+        c.run(f"{PYTHON} -m calcfleet.jobbench", pty=False)
