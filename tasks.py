@@ -281,15 +281,21 @@ def status(
     help={
         "seconds": "how long the concurrent clients run against each server",
         "clients": "how many concurrent clients",
+        "rounds": "alternating rounds per server; the best of each is shown",
         "jobs": "also time one CPU-heavy job on one instance, then on two",
     }
 )
 def bench(
-    c: Context, seconds: float = 10.0, clients: int = 100, jobs: bool = False
+    c: Context,
+    seconds: float = 5.0,
+    clients: int = 100,
+    rounds: int = 3,
+    jobs: bool = False,
 ) -> None:
     """Measure calcfleet against a bare gRPC server in one run and print the ratios."""
     c.run(
-        f"{PYTHON} -m calcfleet.bench --seconds {seconds} --clients {clients}",
+        f"{PYTHON} -m calcfleet.bench --seconds {seconds} --clients {clients} "
+        f"--rounds {rounds}",
         pty=False,
     )
     if jobs:

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from calcfleet import load
+from calcfleet.client import STREAM_BATCH
 
 EXPRESSION = "1+2*3"
 
@@ -54,7 +55,17 @@ async def measure(name: str, target: str, args: argparse.Namespace) -> Figures:
         name,
         await load.sequential(target, EXPRESSION, args.calls),
         await load.concurrent(target, EXPRESSION, args.clients, args.seconds),
-        await load.stream(target, EXPRESSION, args.stream),
+        await load.stream(target, EXPRESSION, args.stream, args.batch),
+    )
+
+
+def best(rounds: list[Figures]) -> Figures:
+    """The best round of each measurement: on a shared machine, noise only slows."""
+    return Figures(
+        rounds[0].name,
+        min((r.sequential for r in rounds), key=lambda s: s.percentile(0.5)),
+        max((r.concurrent for r in rounds), key=lambda c: c.ops_per_second),
+        max((r.stream for r in rounds), key=lambda s: s.ops_per_second),
     )
 
 
@@ -86,20 +97,31 @@ def table(figures: list[Figures]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=100)
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--stream", type=int, default=50_000)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--stream", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=STREAM_BATCH)
     args = parser.parse_args()
 
     python = sys.executable
-    figures = []
-    with server_process(python, "-m", "calcfleet.bench_baseline") as target:
-        figures.append(asyncio.run(measure("bare gRPC", target, args)))
-    with server_process(python, "-m", "calcfleet.cli", "serve") as target:
-        figures.append(asyncio.run(measure("calcfleet", target, args)))
-    print(f"Evaluate({EXPRESSION!r}); {args.clients} clients for {args.seconds:g} s")
-    print(table(figures))
+    rounds: dict[str, list[Figures]] = {"bare gRPC": [], "calcfleet": []}
+    with (
+        server_process(python, "-m", "calcfleet.bench_baseline") as baseline,
+        server_process(python, "-m", "calcfleet.cli", "serve") as calcfleet,
+    ):
+        # Rounds alternate between the two servers, so that a burst of load
+        # from elsewhere on the machine does not land on one of them only.
+        for _ in range(args.rounds):
+            for name, target in (("bare gRPC", baseline), ("calcfleet", calcfleet)):
+                rounds[name].append(asyncio.run(measure(name, target, args)))
+    print(
+        f"Evaluate({EXPRESSION!r}); best of {args.rounds} alternating rounds; "
+        f"{args.clients} clients for {args.seconds:g} s; "
+        f"stream of {args.stream} in messages of {args.batch}"
+    )
+    print(table([best(r) for r in rounds.values()]))
 
 
 if __name__ == "__main__":

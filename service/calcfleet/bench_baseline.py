@@ -24,13 +24,16 @@ class NoOpCalculator(calculator_pb2_grpc.CalculatorServicer):
 
     async def EvaluateStream(  # noqa: N802
         self,
-        request_iterator: AsyncIterator[pb.EvaluateRequest],
+        request_iterator: AsyncIterator[pb.StreamRequest],
         context: grpc.aio.ServicerContext,
-    ) -> AsyncIterator[pb.StreamResult]:
+    ) -> AsyncIterator[pb.StreamResponse]:
         index = 0
-        async for _ in request_iterator:
-            yield pb.StreamResult(index=index, value="7")
-            index += 1
+        async for request in request_iterator:
+            response = pb.StreamResponse()
+            for _ in request.expressions:
+                response.results.add(index=index, value="7")
+                index += 1
+            yield response
 
 
 async def serve(listen: str, port_file: Path) -> None:

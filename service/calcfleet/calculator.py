@@ -98,19 +98,27 @@ class CalculatorServicer(calculator_pb2_grpc.CalculatorServicer):
 
     async def EvaluateStream(  # noqa: N802
         self,
-        request_iterator: AsyncIterator[pb.EvaluateRequest],
+        request_iterator: AsyncIterator[pb.StreamRequest],
         context: grpc.aio.ServicerContext,
-    ) -> AsyncIterator[pb.StreamResult]:
+    ) -> AsyncIterator[pb.StreamResponse]:
         deadline = deadline_of(context)
         index = 0
         async for request in request_iterator:
-            try:
-                value = await self._runner.run(request.expression, deadline)
-                yield pb.StreamResult(index=index, value=to_text(value))
-            except EvaluationError as error:
-                problem = pb.Error(code=error.code.value[0], message=str(error))
-                yield pb.StreamResult(index=index, error=problem)
-            index += 1
+            response = pb.StreamResponse()
+            for text in request.expressions:
+                response.results.append(await self._result(index, text, deadline))
+                index += 1
+            yield response
+
+    async def _result(
+        self, index: int, text: str, deadline: float | None
+    ) -> pb.StreamResult:
+        try:
+            value = await self._runner.run(text, deadline)
+        except EvaluationError as error:
+            problem = pb.Error(code=error.code.value[0], message=str(error))
+            return pb.StreamResult(index=index, error=problem)
+        return pb.StreamResult(index=index, value=to_text(value))
 
 
 def _calculate(request: pb.CalculateRequest, limits: LimitSettings) -> Number:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TextIO
 
 from calcfleet import __version__, jobcli, logs, settings
-from calcfleet.client import Client
+from calcfleet.client import STREAM_BATCH, Client
 from calcfleet.errors import CalcfleetError
 
 DEFAULT_TARGET = "127.0.0.1:50051"
@@ -152,7 +152,9 @@ def _eval(arguments: argparse.Namespace) -> int:
 
 def _eval_lines(client: Client, lines: TextIO, out: TextIO, err: TextIO) -> int:
     status = 0
-    for result in client.evaluate_many(_expressions(lines)):
+    # Lines typed at a terminal are answered one by one; piped ones in batches.
+    batch = 1 if lines.isatty() else STREAM_BATCH
+    for result in client.evaluate_many(_expressions(lines), batch=batch):
         if result.HasField("error"):
             print(f"line {result.index + 1}: {result.error.message}", file=err)
             status = EXIT_FAILED

@@ -7,7 +7,7 @@ import dataclasses
 import json
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 import grpc
 
@@ -121,24 +121,25 @@ async def concurrent(
     return Latencies(counts["calls"], counts["errors"], elapsed, samples)
 
 
-async def stream(target: str, expression: str, count: int) -> Latencies:
-    """`count` expressions over one EvaluateStream; samples are not per item."""
-    request = pb.EvaluateRequest(expression=expression)
+async def stream(target: str, expression: str, count: int, batch: int) -> Latencies:
+    """`count` expressions over one EvaluateStream, `batch` to a message."""
+    request = pb.StreamRequest(expressions=[expression] * batch)
     async with grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS) as channel:
         call = channel.stream_stream(
             STREAM,
-            request_serializer=pb.EvaluateRequest.SerializeToString,
-            response_deserializer=pb.StreamResult.FromString,
+            request_serializer=pb.StreamRequest.SerializeToString,
+            response_deserializer=pb.StreamResponse.FromString,
         )
         await channel.channel_ready()
 
-        async def requests() -> object:
-            for _ in range(count):
+        async def requests() -> AsyncIterator[pb.StreamRequest]:
+            for _ in range(count // batch):
                 yield request
 
         started = time.perf_counter()
-        errors = 0
-        async for result in call(requests()):
-            errors += result.HasField("error")
+        answered = errors = 0
+        async for response in call(requests()):
+            answered += len(response.results)
+            errors += sum(result.HasField("error") for result in response.results)
         elapsed = time.perf_counter() - started
-    return Latencies(count, errors, elapsed, [])
+    return Latencies(answered, errors, elapsed, [])

@@ -53,7 +53,7 @@ def test_call_longer_than_the_grace_period_is_cut_short_and_exit_is_clean(
     running = start_server(env={"CALCFLEET_SERVER_GRACE_SECONDS": "0.2"})
     channel = grpc.insecure_channel(running.address)
     stub = calculator_pb2_grpc.CalculatorStub(channel)
-    requests = iter([pb.EvaluateRequest(expression=EXPENSIVE_EXPRESSION)] * 20)
+    requests = iter([pb.StreamRequest(expressions=[EXPENSIVE_EXPRESSION])] * 20)
     stream = stub.EvaluateStream(requests, timeout=60)
     next(stream)
     started = time.monotonic()

@@ -91,6 +91,10 @@ def test_client_reuses_its_channel_and_maps_errors(
     with Client(shared_server.address) as client:
         assert [client.evaluate(f"{n}*{n}") for n in range(3)] == ["0", "1", "4"]
         assert client.calculate("power", "2", "10") == "1024"
+        batched = list(client.evaluate_many([f"{n}+1" for n in range(10)], batch=3))
+        assert [(r.index, r.value) for r in batched] == [
+            (n, str(n + 1)) for n in range(10)
+        ]
         results = list(client.evaluate_many(["1+1", "x"]))
         assert results[0].value == "2"
         assert (

@@ -112,8 +112,12 @@ def test_stream_answers_in_order_with_errors_in_place(
     stub: calculator_pb2_grpc.CalculatorStub,
 ) -> None:
     texts = ["1+1", "1/0", "2**10", "nope", "9**9**9**9", "6*7"]
-    requests = iter([pb.EvaluateRequest(expression=t) for t in texts])
-    results = list(stub.EvaluateStream(requests, timeout=10))
+    # One message of one expression, one of three, one of two.
+    messages = [texts[:1], texts[1:4], texts[4:]]
+    requests = iter([pb.StreamRequest(expressions=m) for m in messages])
+    responses = list(stub.EvaluateStream(requests, timeout=10))
+    assert [len(r.results) for r in responses] == [1, 3, 2]
+    results = [result for response in responses for result in response.results]
     assert [r.index for r in results] == list(range(len(texts)))
     outcomes = [r.value if r.HasField("value") else r.error.code for r in results]
     assert outcomes == [
@@ -130,10 +134,12 @@ def test_stream_answers_in_order_with_errors_in_place(
 def test_stream_limits_each_message_not_the_stream(
     stub: calculator_pb2_grpc.CalculatorStub,
 ) -> None:
-    # Scenario S2: 10,000 expressions of 441 bytes, 4.4 MB over one stream.
+    # Scenario S2: 10,000 expressions of 441 bytes, 4.4 MB over one stream,
+    # one expression to a message as the simplest client sends them.
     text = "1+" * 220 + "1"
-    requests = (pb.EvaluateRequest(expression=text) for _ in range(10_000))
-    results = list(stub.EvaluateStream(requests, timeout=60))
+    requests = (pb.StreamRequest(expressions=[text]) for _ in range(10_000))
+    responses = stub.EvaluateStream(requests, timeout=120)
+    results = [result for response in responses for result in response.results]
     assert len(results) == 10_000
     assert {r.value for r in results} == {"221"}
     assert [r.index for r in results] == list(range(10_000))
@@ -145,14 +151,14 @@ def test_cancelled_streams_leave_no_worker_behind(
     # Scenario S3: twice as many abandoned streams as the evaluation pool has
     # threads, then an ordinary call must still answer inside its deadline.
     for _ in range(8):
-        call = stub.EvaluateStream(iter([pb.EvaluateRequest(expression="1+1")] * 1))
-        assert next(call).value == "2"
+        call = stub.EvaluateStream(iter([pb.StreamRequest(expressions=["1+1"])]))
+        assert next(call).results[0].value == "2"
         call.cancel()
     for _ in range(8):
         gate = threading.Event()
 
-        def requests(gate: threading.Event = gate) -> Iterator[pb.EvaluateRequest]:
-            yield pb.EvaluateRequest(expression=EXPENSIVE_EXPRESSION)
+        def requests(gate: threading.Event = gate) -> Iterator[pb.StreamRequest]:
+            yield pb.StreamRequest(expressions=[EXPENSIVE_EXPRESSION])
             gate.wait(5)
 
         call = stub.EvaluateStream(requests())

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63\x61lcfleet/v1/calculator.proto\x12\x0c\x63\x61lcfleet.v1\"T\n\x10\x43\x61lculateRequest\x12*\n\toperation\x18\x01 \x01(\x0e\x32\x17.calcfleet.v1.Operation\x12\t\n\x01\x61\x18\x02 \x01(\t\x12\t\n\x01\x62\x18\x03 \x01(\t\"\"\n\x11\x43\x61lculateResponse\x12\r\n\x05value\x18\x01 \x01(\t\"%\n\x0f\x45valuateRequest\x12\x12\n\nexpression\x18\x01 \x01(\t\"!\n\x10\x45valuateResponse\x12\r\n\x05value\x18\x01 \x01(\t\"_\n\x0cStreamResult\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x0f\n\x05value\x18\x02 \x01(\tH\x00\x12$\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x13.calcfleet.v1.ErrorH\x00\x42\t\n\x07outcome\"&\n\x05\x45rror\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t*\xa1\x02\n\tOperation\x12\x19\n\x15OPERATION_UNSPECIFIED\x10\x00\x12\x11\n\rOPERATION_ADD\x10\x01\x12\x16\n\x12OPERATION_SUBTRACT\x10\x02\x12\x16\n\x12OPERATION_MULTIPLY\x10\x03\x12\x14\n\x10OPERATION_DIVIDE\x10\x04\x12\x1a\n\x16OPERATION_FLOOR_DIVIDE\x10\x05\x12\x14\n\x10OPERATION_MODULO\x10\x06\x12\x13\n\x0fOPERATION_POWER\x10\x07\x12\x12\n\x0eOPERATION_SQRT\x10\x08\x12\x14\n\x10OPERATION_NEGATE\x10\t\x12\x16\n\x12OPERATION_ABSOLUTE\x10\n\x12\x17\n\x13OPERATION_FACTORIAL\x10\x0b\x32\xf6\x01\n\nCalculator\x12L\n\tCalculate\x12\x1e.calcfleet.v1.CalculateRequest\x1a\x1f.calcfleet.v1.CalculateResponse\x12I\n\x08\x45valuate\x12\x1d.calcfleet.v1.EvaluateRequest\x1a\x1e.calcfleet.v1.EvaluateResponse\x12O\n\x0e\x45valuateStream\x12\x1d.calcfleet.v1.EvaluateRequest\x1a\x1a.calcfleet.v1.StreamResult(\x01\x30\x01\x42?P\x01Z;github.com/calcfleet/calcfleet/gen/calcfleet/v1;calcfleetv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63\x61lcfleet/v1/calculator.proto\x12\x0c\x63\x61lcfleet.v1\"T\n\x10\x43\x61lculateRequest\x12*\n\toperation\x18\x01 \x01(\x0e\x32\x17.calcfleet.v1.Operation\x12\t\n\x01\x61\x18\x02 \x01(\t\x12\t\n\x01\x62\x18\x03 \x01(\t\"\"\n\x11\x43\x61lculateResponse\x12\r\n\x05value\x18\x01 \x01(\t\"%\n\x0f\x45valuateRequest\x12\x12\n\nexpression\x18\x01 \x01(\t\"!\n\x10\x45valuateResponse\x12\r\n\x05value\x18\x01 \x01(\t\"$\n\rStreamRequest\x12\x13\n\x0b\x65xpressions\x18\x01 \x03(\t\"=\n\x0eStreamResponse\x12+\n\x07results\x18\x01 \x03(\x0b\x32\x1a.calcfleet.v1.StreamResult\"_\n\x0cStreamResult\x12\r\n\x05index\x18\x01 \x01(\x04\x12\x0f\n\x05value\x18\x02 \x01(\tH\x00\x12$\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x13.calcfleet.v1.ErrorH\x00\x42\t\n\x07outcome\"&\n\x05\x45rror\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t*\xa1\x02\n\tOperation\x12\x19\n\x15OPERATION_UNSPECIFIED\x10\x00\x12\x11\n\rOPERATION_ADD\x10\x01\x12\x16\n\x12OPERATION_SUBTRACT\x10\x02\x12\x16\n\x12OPERATION_MULTIPLY\x10\x03\x12\x14\n\x10OPERATION_DIVIDE\x10\x04\x12\x1a\n\x16OPERATION_FLOOR_DIVIDE\x10\x05\x12\x14\n\x10OPERATION_MODULO\x10\x06\x12\x13\n\x0fOPERATION_POWER\x10\x07\x12\x12\n\x0eOPERATION_SQRT\x10\x08\x12\x14\n\x10OPERATION_NEGATE\x10\t\x12\x16\n\x12OPERATION_ABSOLUTE\x10\n\x12\x17\n\x13OPERATION_FACTORIAL\x10\x0b\x32\xf6\x01\n\nCalculator\x12L\n\tCalculate\x12\x1e.calcfleet.v1.CalculateRequest\x1a\x1f.calcfleet.v1.CalculateResponse\x12I\n\x08\x45valuate\x12\x1d.calcfleet.v1.EvaluateRequest\x1a\x1e.calcfleet.v1.EvaluateResponse\x12O\n\x0e\x45valuateStream\x12\x1b.calcfleet.v1.StreamRequest\x1a\x1c.calcfleet.v1.StreamResponse(\x01\x30\x01\x42?P\x01Z;github.com/calcfleet/calcfleet/gen/calcfleet/v1;calcfleetv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,8 +32,8 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'calcfleet.v1.calculator_pb2
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'P\001Z;github.com/calcfleet/calcfleet/gen/calcfleet/v1;calcfleetv1'
-  _globals['_OPERATION']._serialized_start=381
-  _globals['_OPERATION']._serialized_end=670
+  _globals['_OPERATION']._serialized_start=482
+  _globals['_OPERATION']._serialized_end=771
   _globals['_CALCULATEREQUEST']._serialized_start=47
   _globals['_CALCULATEREQUEST']._serialized_end=131
   _globals['_CALCULATERESPONSE']._serialized_start=133
@@ -42,10 +42,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EVALUATEREQUEST']._serialized_end=206
   _globals['_EVALUATERESPONSE']._serialized_start=208
   _globals['_EVALUATERESPONSE']._serialized_end=241
-  _globals['_STREAMRESULT']._serialized_start=243
-  _globals['_STREAMRESULT']._serialized_end=338
-  _globals['_ERROR']._serialized_start=340
-  _globals['_ERROR']._serialized_end=378
-  _globals['_CALCULATOR']._serialized_start=673
-  _globals['_CALCULATOR']._serialized_end=919
+  _globals['_STREAMREQUEST']._serialized_start=243
+  _globals['_STREAMREQUEST']._serialized_end=279
+  _globals['_STREAMRESPONSE']._serialized_start=281
+  _globals['_STREAMRESPONSE']._serialized_end=342
+  _globals['_STREAMRESULT']._serialized_start=344
+  _globals['_STREAMRESULT']._serialized_end=439
+  _globals['_ERROR']._serialized_start=441
+  _globals['_ERROR']._serialized_end=479
+  _globals['_CALCULATOR']._serialized_start=774
+  _globals['_CALCULATOR']._serialized_end=1020
 # @@protoc_insertion_point(module_scope)
