@@ -9,9 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
-from calcfleet.errors import CalcfleetError
 from invoke import Context, Exit, task
 
+from calcfleet.errors import CalcfleetError
 from image import bake as bakes
 from stacks import aws, stack
 from stacks import release as releases

@@ -11,6 +11,7 @@ from typing import Any
 
 import boto3
 import botocore.exceptions
+
 from calcfleet.errors import CalcfleetError
 
 log = logging.getLogger("stacks")

@@ -7,7 +7,6 @@ import datetime
 import json
 
 from calcfleet.errors import CalcfleetError
-
 from stacks.aws import Aws
 
 # Why SSM: every version of a parameter is kept (the last 100) with its time

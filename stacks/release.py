@@ -8,7 +8,6 @@ import enum
 import logging
 
 from calcfleet.errors import CalcfleetError
-
 from stacks import events, history
 from stacks.aws import Aws, Record
 from stacks.stack import Say, latest_event_id, outputs, parameter_values, stack_name

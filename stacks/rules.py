@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from calcfleet.errors import CalcfleetError
-
 from stacks import template
 
 # CloudFormation accepts PauseTime as PT#H#M#S, and at most one hour of it.

@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable
 
 from calcfleet.errors import CalcfleetError
-
 from stacks import events, history, template
 from stacks.aws import Aws, Record
 

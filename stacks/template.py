@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from calcfleet.errors import CalcfleetError
 
 HERE = Path(__file__).resolve().parent

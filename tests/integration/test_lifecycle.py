@@ -9,10 +9,12 @@ from pathlib import Path
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from calcfleet.v1 import calculator_pb2 as pb
 from calcfleet.v1 import calculator_pb2_grpc
+
 from servers import EXPENSIVE_EXPRESSION, StartServer
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 
 def evaluate_future(address: str, expression: str) -> tuple[grpc.Channel, grpc.Future]:

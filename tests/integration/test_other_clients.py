@@ -8,13 +8,15 @@ from pathlib import Path
 
 import grpc
 import pytest
-from calcfleet.client import CallFailedError, Client
-from calcfleet.v1 import calculator_pb2 as pb
-from servers import RunningServer, StartServer
 from grpc_health.v1 import health_pb2
 from grpclib.client import Channel, UnaryUnaryMethod
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
+
+from calcfleet.client import CallFailedError, Client
+from calcfleet.v1 import calculator_pb2 as pb
+
+from servers import RunningServer, StartServer
 
 
 async def grpclib_calls(port: int) -> tuple[str, int, GRPCError]:

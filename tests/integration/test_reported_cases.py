@@ -16,8 +16,10 @@ from pathlib import Path
 
 import grpc
 import pytest
+
 from calcfleet.v1 import calculator_pb2 as pb
 from calcfleet.v1 import calculator_pb2_grpc
+
 from servers import RunningServer
 
 CASES = Path(__file__).parent.parent / "data" / "expressions.tsv"

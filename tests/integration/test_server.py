@@ -13,13 +13,15 @@ from pathlib import Path
 
 import grpc
 import pytest
-from calcfleet.v1 import calculator_pb2 as pb
-from calcfleet.v1 import calculator_pb2_grpc
-from servers import EXPENSIVE_EXPRESSION, RunningServer
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
+
+from calcfleet.v1 import calculator_pb2 as pb
+from calcfleet.v1 import calculator_pb2_grpc
+
+from servers import EXPENSIVE_EXPRESSION, RunningServer
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,13 @@ import sys
 
 import grpc
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from calcfleet.errors import EvaluationError
 from calcfleet.evaluator import evaluate, parse
 from calcfleet.numbers import to_text
 from calcfleet.settings import LimitSettings
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 LIMITS = LimitSettings()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from calcfleet import settings
 from calcfleet.settings import SettingsError
 
