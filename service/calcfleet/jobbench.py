@@ -78,27 +78,53 @@ def run_job(address: str, terms: int) -> tuple[float, str, int]:
         return time.perf_counter() - started, final.value, len(final.workers)
 
 
-def measure(count: int, terms: int) -> tuple[float, str, int]:
-    with (
-        tempfile.TemporaryDirectory() as directory,
-        instances(count, Path(directory)) as addresses,
-    ):
-        run_job(addresses[0], terms // 20)  # warm up both ends
-        return run_job(addresses[0], terms)
+def measure(terms: int, rounds: int) -> tuple[list[float], list[float], int]:
+    """Alternate the job on one instance and on two, `rounds` times each.
+
+    Alternating, and keeping the best of each, lets a burst of load from
+    elsewhere on the machine spoil one round, not one side of the comparison.
+    """
+    alone: list[float] = []
+    pair: list[float] = []
+    with contextlib.ExitStack() as stack:
+        one = stack.enter_context(tempfile.TemporaryDirectory())
+        two = stack.enter_context(tempfile.TemporaryDirectory())
+        single = stack.enter_context(instances(1, Path(one)))[0]
+        double = stack.enter_context(instances(2, Path(two)))[0]
+        for target in (single, double):
+            run_job(target, terms // 20)  # warm both ends up
+        for _ in range(rounds):
+            seconds, value, _ = run_job(single, terms)
+            alone.append(seconds)
+            seconds, paired_value, workers = run_job(double, terms)
+            pair.append(seconds)
+            if value != paired_value:
+                raise SystemExit(
+                    f"results differ: {value} alone, {paired_value} on two"
+                )
+    return alone, pair, workers
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--terms", type=int, default=10_000_000)
-    terms = parser.parse_args().terms
-    alone, value, _ = measure(1, terms)
-    pair, paired_value, workers = measure(2, terms)
-    if value != paired_value:
-        raise SystemExit(f"results differ: {value} alone, {paired_value} on two")
-    print(f"job: sum of {EXPRESSION} for k = 1..{terms}")
-    print(f"{'one instance':28}{alone:10.2f} s")
-    print(f"{'two instances, delegating':28}{pair:10.2f} s  ({workers} worked)")
-    print(f"{'speedup':28}{alone / pair:10.2f} x")
+    parser.add_argument("--rounds", type=int, default=3)
+    arguments = parser.parse_args()
+    alone, pair, workers = measure(arguments.terms, arguments.rounds)
+    print(
+        f"job: sum of {EXPRESSION} for k = 1..{arguments.terms}, best of "
+        f"{arguments.rounds} alternating rounds"
+    )
+    print(
+        f"{'one instance':28}{min(alone):10.2f} s   rounds: "
+        + " ".join(f"{s:.2f}" for s in alone)
+    )
+    print(
+        f"{'two instances, delegating':28}{min(pair):10.2f} s   rounds: "
+        + " ".join(f"{s:.2f}" for s in pair)
+        + f"  ({workers} worked)"
+    )
+    print(f"{'speedup':28}{min(alone) / min(pair):10.2f} x")
 
 
 if __name__ == "__main__":
