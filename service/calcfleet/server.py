@@ -105,7 +105,12 @@ class CalcfleetServer:
             await asyncio.sleep(self.settings.server.warmup_seconds)
         await self._set_health(SERVING)
         self.notifier.ready(f"serving on {self.address}")
-        log.info("server - calcfleet %s serving on %s", __version__, self.address)
+        log.info(
+            "server - calcfleet %s serving on %s",
+            __version__,
+            self.address,
+            extra={"CALCFLEET_ADDRESS": self.address, "CALCFLEET_VERSION": __version__},
+        )
 
     @property
     def address(self) -> str:
@@ -141,7 +146,11 @@ class CalcfleetServer:
     async def drain(self) -> None:
         """Fail health now, refuse new calls, let in-flight calls end within grace."""
         grace = self.settings.server.grace_seconds
-        log.info("server - draining, in-flight calls have %.1f s", grace)
+        log.info(
+            "server - draining, in-flight calls have %.1f s",
+            grace,
+            extra={"CALCFLEET_ADDRESS": self.address},
+        )
         self.notifier.stopping("draining")
         await self.health.enter_graceful_shutdown()
         for component in self.components:
