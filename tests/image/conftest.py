@@ -19,7 +19,7 @@ from image import nspawn, store
 ROOT = Path(__file__).resolve().parents[2]
 # How long a freshly booted instance gets to bring the service up before the
 # checks look at it; a healthy server is active within a few seconds.
-SETTLE_SECONDS = 60
+SETTLE_SECONDS = 30
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
