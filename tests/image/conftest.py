@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import time
 import tomllib
 from collections.abc import Iterator
@@ -14,12 +15,13 @@ import testinfra
 import testinfra.host
 from testinfra.backend import base
 
-from image import nspawn, store
+from image import bake, nspawn, store
 
 ROOT = Path(__file__).resolve().parents[2]
 # How long a freshly booted instance gets to bring the service up before the
 # checks look at it; a healthy server is active within a few seconds.
 SETTLE_SECONDS = 30
+TOOLS = ("packer", "debootstrap", "systemd-nspawn", "nsenter")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -68,7 +70,7 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
     elif spec:
         yield Target(testinfra.get_host(spec), version, kind)
     else:
-        yield from _newest_local_image()
+        yield from _baked_local_image()
 
 
 @pytest.fixture(scope="session")
@@ -97,21 +99,24 @@ def settled(host: testinfra.host.Host) -> None:
         time.sleep(1)
 
 
-def _newest_local_image() -> Iterator[Target]:
-    # Run on its own (`pytest tests/image`), the suite checks the newest
-    # verified image in the store; `invoke bake` checks the image it makes.
-    state_dir = ROOT / _project_settings()["state_dir"]
-    images = [i for i in store.ImageStore(state_dir).images() if i.is_verified]
-    if not images:
-        message = "no verified local image: run `invoke bake` first"
+def _baked_local_image() -> Iterator[Target]:
+    # Run on its own (`pytest tests/image`), the suite bakes the local image
+    # (a reuse, in seconds, when nothing changed) and checks a fresh boot of
+    # it; `invoke bake` runs it against the image it is making instead.
+    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
+    if missing or os.geteuid() != 0:
+        message = f"the image checks need root and {', '.join(TOOLS)}"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
+    state_dir = ROOT / _project_settings()["state_dir"]
+    result = bake.bake(bake.BakeOptions(target="local", state_dir=state_dir))
+    image = store.ImageStore(state_dir).find_verified(result.image_id)
     work = state_dir / "instances" / "image-checks"
-    instance = nspawn.boot(images[0].rootfs, "calcfleet-checks", work)
+    instance = nspawn.boot(image.rootfs, "calcfleet-checks", work)
     try:
         yield Target(
-            testinfra.host.Host(NsenterBackend(instance.leader)), images[0].version
+            testinfra.host.Host(NsenterBackend(instance.leader)), image.version
         )
     finally:
         nspawn.stop(instance)
