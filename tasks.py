@@ -7,13 +7,13 @@ import sys
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from invoke import Context, Exit, task
 
 from calcfleet.errors import CalcfleetError
 from image import bake as bakes
-from stacks import aws, stack
+from stacks import aws, localfleet, localrelease, stack
 from stacks import release as releases
 
 ROOT = Path(__file__).resolve().parent
@@ -133,8 +133,25 @@ def _fleet_target(target: str | None, image_id: str | None = None) -> str:
     return chosen
 
 
-def _local_fleet_unavailable() -> NoReturn:
-    raise Exit("the local fleet is not available in this version: use --target aws", 2)
+def _local_fleet(env: str | None) -> Any:
+    """The local fleet of ENV (default "local"), its lines printed as they come."""
+    from stacks.fleet import Fleet
+
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    state_dir = ROOT / _project_settings()["state_dir"]
+    return _local_command(lambda: Fleet(state_dir, env or "local", _say))
+
+
+def _local_command(run: Callable[[], Any]) -> Any:
+    """Run a local fleet command; known failures become one line and exit 1."""
+    try:
+        return run()
+    except CalcfleetError as error:
+        raise Exit(str(error), 1) from None
+    except KeyboardInterrupt:
+        raise Exit(
+            "interrupted: see `invoke status` for what the fleet holds", 130
+        ) from None
 
 
 def _aws(region: str | None) -> aws.Aws:
@@ -160,7 +177,7 @@ def _stack_command(run: Callable[[], Any]) -> Any:
 
 _FLEET_HELP = {
     "target": "aws or local (default: [tool.calcfleet] target)",
-    "env": "environment: stacks/params/ENV.json (default prod)",
+    "env": "environment: stacks/params/ENV.json (default prod; local on local)",
     "region": "AWS region (default: AWS_DEFAULT_REGION or the profile's)",
 }
 
@@ -175,16 +192,22 @@ _FLEET_HELP = {
 def up(  # noqa: PLR0917 - invoke turns each parameter into an option
     c: Context,
     target: str | None = None,
-    env: str = "prod",
+    env: str | None = None,
     ami: str | None = None,
     certificate: str | None = None,
     region: str | None = None,
 ) -> None:
     """Create or update the network and fleet stacks, printing their events."""
     if _fleet_target(target, ami) == "local":
-        _local_fleet_unavailable()
+        local = _local_fleet(env)
+        _local_command(lambda: localfleet.up(local, ami))
+        for line in _local_command(lambda: localfleet.status(local)):
+            _say(line)
+        return
     fleet = _stack_command(
-        lambda: stack.up(_aws(region), env, ami, _say, certificate_arn=certificate)
+        lambda: stack.up(
+            _aws(region), env or "prod", ami, _say, certificate_arn=certificate
+        )
     )
     _say(f"{fleet['StackName']}: {fleet['StackStatus']}")
 
@@ -193,13 +216,18 @@ def up(  # noqa: PLR0917 - invoke turns each parameter into an option
 def down(
     c: Context,
     target: str | None = None,
-    env: str = "prod",
+    env: str | None = None,
     yes: bool = False,
     region: str | None = None,
 ) -> None:
     """Delete the fleet and network stacks after a confirmation."""
     if _fleet_target(target) == "local":
-        _local_fleet_unavailable()
+        # Nothing of a local fleet outlives it but images and history, which
+        # stay: no question asked.
+        local = _local_fleet(env)
+        _local_command(lambda: localfleet.down(local))
+        return
+    env = env or "prod"
     if not yes:
         names = f"calcfleet-{env}-fleet and calcfleet-{env}-network"
         answer = input(f"Delete {names}? Type {env!r} to confirm: ")
@@ -225,7 +253,7 @@ def release(  # noqa: PLR0917 - invoke turns each parameter into an option
     c: Context,
     ami: str,
     target: str | None = None,
-    env: str = "prod",
+    env: str | None = None,
     dry_run: bool = False,
     region: str | None = None,
 ) -> None:
@@ -238,10 +266,14 @@ def release(  # noqa: PLR0917 - invoke turns each parameter into an option
     See docs/releases.md.
     """
     if _fleet_target(target, ami) == "local":
-        _local_fleet_unavailable()
+        local = _local_fleet(env)
+        _finish(_local_command(lambda: localrelease.release(local, ami)))
+        return
     _finish(
         _stack_command(
-            lambda: releases.release(_aws(region), env, ami, _say, dry_run=dry_run)
+            lambda: releases.release(
+                _aws(region), env or "prod", ami, _say, dry_run=dry_run
+            )
         )
     )
 
@@ -250,28 +282,38 @@ def release(  # noqa: PLR0917 - invoke turns each parameter into an option
 def rollback(
     c: Context,
     target: str | None = None,
-    env: str = "prod",
+    env: str | None = None,
     dry_run: bool = False,
     region: str | None = None,
 ) -> None:
     """Release the image that served before the last release (exit codes as release)."""
     if _fleet_target(target) == "local":
-        _local_fleet_unavailable()
+        local = _local_fleet(env)
+        _finish(_local_command(lambda: localrelease.rollback(local)))
+        return
     _finish(
         _stack_command(
-            lambda: releases.rollback(_aws(region), env, _say, dry_run=dry_run)
+            lambda: releases.rollback(
+                _aws(region), env or "prod", _say, dry_run=dry_run
+            )
         )
     )
 
 
 @task(help=_FLEET_HELP)
 def status(
-    c: Context, target: str | None = None, env: str = "prod", region: str | None = None
+    c: Context,
+    target: str | None = None,
+    env: str | None = None,
+    region: str | None = None,
 ) -> None:
     """Show the stacks, the image in service, the instances and their health."""
     if _fleet_target(target) == "local":
-        _local_fleet_unavailable()
-    _stack_command(lambda: stack.status(_aws(region), env, _say))
+        local = _local_fleet(env)
+        for line in _local_command(lambda: localfleet.status(local)):
+            _say(line)
+        return
+    _stack_command(lambda: stack.status(_aws(region), env or "prod", _say))
 
 
 # --- benchmarks --------------------------------------------------------------

@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -145,6 +146,72 @@ def stop(instance: Instance, timeout: float = 30.0) -> None:
             os.killpg(instance.launcher.pid, signal.SIGKILL)
             instance.launcher.wait(timeout)
     _remove_own_cgroup(instance.name)
+
+
+def is_running(name: str, launcher: int) -> bool:
+    """Whether pid `launcher` is still the systemd-nspawn of instance `name`.
+
+    For callers that did not start the instance (a later command reading the
+    fleet's state): the pid alone may have been reused since.
+    """
+    try:
+        argv = Path(f"/proc/{launcher}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"systemd-nspawn" in argv[0] and f"--machine={name}".encode() in argv
+
+
+def stop_launcher(name: str, launcher: int, timeout: float = 30.0) -> None:
+    """stop() for an instance known only by its name and launcher pid."""
+    if is_running(name, launcher):
+        log.info("instance %s - stopping", name)
+        os.kill(launcher, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while is_running(name, launcher) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    if is_running(name, launcher):
+        log.warning("instance %s - no clean shutdown, killing", name)
+    kill(name)
+    _remove_own_cgroup(name)
+
+
+def kill(name: str) -> None:
+    """SIGKILL every process of the instance, nspawn included, as a crash would.
+
+    cgroup.kill (cgroup v2, Linux 5.14) kills the whole group at once, so no
+    process escapes by forking meanwhile. An ephemeral copy killed this way
+    stays on disk: see remove_leftovers().
+    """
+    group = CGROUP_ROOTS[1] / CGROUP_PARENT / name / "cgroup.kill"
+    if group.exists():
+        group.write_text("1")
+        deadline = time.monotonic() + 10
+        while _has_processes(name) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+
+def remove_leftovers(name: str, console_log: Path) -> None:
+    """Remove what a killed nspawn could not: its ephemeral copy and cgroups.
+
+    nspawn names the copy on the first line of its output ("Spawning
+    container NAME on /path/.#machine.XXXX.").
+    """
+    with contextlib.suppress(OSError, IndexError):
+        first = console_log.read_text(errors="replace").splitlines()[0]
+        copy = Path(first.split(" on ", 1)[1].rstrip("."))
+        if copy.name.startswith(".#machine.") and copy.is_dir():
+            log.info("instance %s - removing its ephemeral copy %s", name, copy)
+            shutil.rmtree(copy, ignore_errors=True)
+    _remove_own_cgroup(name)
+
+
+def _has_processes(name: str) -> bool:
+    for root in CGROUP_ROOTS:
+        for procs in (root / CGROUP_PARENT / name).glob("**/cgroup.procs"):
+            with contextlib.suppress(OSError):
+                if procs.read_text().strip():
+                    return True
+    return False
 
 
 def _enter_own_cgroup(name: str) -> None:

@@ -195,16 +195,17 @@ def test_release_without_credentials_names_what_to_configure(
 
 
 @pytest.mark.parametrize("verb", ["up", "down", "release", "rollback", "status"])
-def test_local_target_says_the_local_fleet_is_not_available(
+def test_local_target_refuses_an_environment_without_a_local_section(
     verb: str, aws_environ: dict[str, str]
 ) -> None:
-    args = [verb, "--target", "local"] + (
+    args = [verb, "--target", "local", "--env", "staging"] + (
         ["--ami", "img-1"] if verb == "release" else []
     )
 
     refused = run_invoke(aws_environ, *args)
 
-    assert refused.returncode == 2
+    assert refused.returncode == 1
     assert refused.stderr == (
-        "the local fleet is not available in this version: use --target aws\n"
+        'stacks/params/staging.json has no "local" section:'
+        " it is not an environment the local fleet can run\n"
     )
