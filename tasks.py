@@ -321,6 +321,28 @@ def status(
 
 @task(
     help={
+        "target": "HOST:PORT to load (default: the local fleet's balancer)",
+        "env": "the local fleet's environment (default local)",
+        "seconds": "how long each concurrent run lasts",
+    }
+)
+def load(
+    c: Context, target: str | None = None, env: str | None = None, seconds: float = 10.0
+) -> None:
+    """Classic load through the balancer: 1,000 sequential, 100 and 1,000 concurrent."""
+    import asyncio
+
+    from calcfleet import load as loads
+    from stacks import localnet
+
+    address = target or _local_command(lambda: localnet.site(env or "local").listen)
+    _say(f"load on {address} ({loads.TABLE_EXPRESSION}, exact value checked):")
+    for line in loads.table(asyncio.run(loads.classic(address, seconds))):
+        _say(line)
+
+
+@task(
+    help={
         "seconds": "how long the concurrent clients run against each server",
         "clients": "how many concurrent clients",
         "rounds": "alternating rounds per server; the best of each is shown",

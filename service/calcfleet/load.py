@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import json
 import statistics
+import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 
@@ -143,3 +144,107 @@ async def stream(target: str, expression: str, count: int, batch: int) -> Latenc
             errors += sum(result.HasField("error") for result in response.results)
         elapsed = time.perf_counter() - started
     return Latencies(answered, errors, elapsed, [])
+
+
+# --- the classic table, and load in the background -------------------------
+
+TABLE_EXPRESSION = "2**64 + 1"
+TABLE_VALUE = "18446744073709551617"
+
+
+async def classic(target: str, seconds: float = 10.0) -> dict[str, Latencies]:
+    """The three classic runs: 1,000 sequential, 100 and 1,000 concurrent clients."""
+    await sequential(target, TABLE_EXPRESSION, 100)  # warm both ends up
+    return {
+        "1,000 sequential": await sequential(target, TABLE_EXPRESSION, 1000),
+        "100 concurrent": await concurrent(
+            target, TABLE_EXPRESSION, 100, seconds, expected=TABLE_VALUE
+        ),
+        "1,000 concurrent": await concurrent(
+            target, TABLE_EXPRESSION, 1000, seconds, expected=TABLE_VALUE
+        ),
+    }
+
+
+def table(results: dict[str, Latencies]) -> list[str]:
+    """The runs as lines of a table; times in milliseconds."""
+    lines = [
+        f"{'run':<18} {'calls':>7} {'errors':>6} {'ops/s':>8}"
+        f" {'mean ms':>8} {'p50 ms':>7} {'p99 ms':>7}"
+    ]
+    for name, run in results.items():
+        lines.append(
+            f"{name:<18} {run.calls:>7} {run.errors:>6} {run.ops_per_second:>8.0f}"
+            f" {run.mean * 1000:>8.2f} {run.percentile(0.5) * 1000:>7.2f}"
+            f" {run.percentile(0.99) * 1000:>7.2f}"
+        )
+    return lines
+
+
+@dataclasses.dataclass
+class Tally:
+    """Calls made by background load, and every one that failed."""
+
+    calls: int = 0
+    failures: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def failed(self) -> int:
+        return len(self.failures)
+
+
+class BackgroundLoad:
+    """Clients calling a target from a thread of their own until stopped.
+
+    Every call carries the documented retry policy (calcfleet.client) and
+    checks the exact value; a call counts as failed when it ends in any
+    status but OK or returns another value. For fault tests: start it, do
+    harm, stop it, and read the tally.
+    """
+
+    def __init__(self, target: str, clients: int = 4, pause: float = 0.02) -> None:
+        self.target = target
+        self.clients = clients
+        self.pause = pause
+        self.tally = Tally()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> BackgroundLoad:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def stop(self) -> Tally:
+        self._stopping.set()
+        self._thread.join(60)
+        return self.tally
+
+    def _run(self) -> None:
+        asyncio.run(self._clients())
+
+    async def _clients(self) -> None:
+        request = pb.EvaluateRequest(expression=TABLE_EXPRESSION)
+        channels = [
+            grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS)
+            for _ in range(self.clients)
+        ]
+
+        async def client(channel: grpc.aio.Channel) -> None:
+            method = _evaluate(channel)
+            while not self._stopping.is_set():
+                self.tally.calls += 1
+                try:
+                    response = await method(request, timeout=10)
+                    if response.value != TABLE_VALUE:
+                        self.tally.failures.append(f"wrong value {response.value}")
+                except grpc.aio.AioRpcError as error:
+                    self.tally.failures.append(
+                        f"{error.code().name}: {error.details()}"
+                    )
+                await asyncio.sleep(self.pause)
+
+        await asyncio.gather(*(client(channel) for channel in channels))
+        await asyncio.gather(*(channel.close() for channel in channels))
