@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TextIO
 
 from calcfleet.errors import CalcfleetError
-
 from image import checks, packer, store
 from stacks.aws import Aws
 
@@ -26,8 +25,20 @@ log = logging.getLogger("image")
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE_DIR = ROOT / "image"
 # Everything an image is made from. A change in any of these bakes anew; the
-# checks are an input too, since they decide what "verified" means.
-INPUT_PATHS = ("image", "service", "protos", "tests/image", "pyproject.toml")
+# checks are an input too, since they decide what "verified" means. The
+# Python that drives the bake (this module, packer.py, nspawn.py, store.py)
+# is not: changing how an image is booted or stored changes no image.
+INPUT_PATHS = (
+    "image/calcfleet.pkr.hcl",
+    "image/provision.sh",
+    "image/rootfs.sh",
+    "image/files",
+    "image/checks.py",
+    "service",
+    "protos",
+    "tests/image",
+    "pyproject.toml",
+)
 SKIPPED_PARTS = {"__pycache__", "build", ".mypy_cache"}
 
 SUITE = "bookworm"

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from calcfleet.errors import CalcfleetError
-
 from image import nspawn
 
 log = logging.getLogger("image")

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import boto3
 import pytest
-from conftest import run_invoke
 
 from image import bake
 from stacks.aws import Aws
+
+from conftest import run_invoke
 
 pytestmark = pytest.mark.slow
 
