@@ -6,8 +6,10 @@ import time
 from pathlib import Path
 
 import grpc
+
 from calcfleet.client import Client
 from calcfleet.v1 import jobs_pb2, worker_pb2, worker_pb2_grpc
+
 from servers import RunningServer, StartServer
 
 

@@ -8,12 +8,14 @@ from typing import Any
 
 import boto3
 import pytest
+from moto import mock_aws
+from moto.server import ThreadedMotoServer
+
 from calcfleet import cloudmap
 from calcfleet.client import Client
 from calcfleet.discovery import CloudMapDiscovery
+
 from jobfleet import last_of, squares, status, submit_here, sum_request, wait_for
-from moto import mock_aws
-from moto.server import ThreadedMotoServer
 from servers import StartServer
 
 REGION = "us-east-1"
