@@ -107,7 +107,7 @@ def _local_image(options: BakeOptions, output: TextIO) -> BakeResult:
 
     existing = None if options.force else images.find_by_inputs(inputs)
     if existing is not None:
-        log.info("image %s - inputs unchanged, reusing it", existing.image_id)
+        log.debug("image %s - inputs unchanged, reusing it", existing.image_id)
         return BakeResult(existing.image_id, True, time.monotonic() - started)
 
     image_id = images.new_id()
@@ -119,7 +119,7 @@ def _local_image(options: BakeOptions, output: TextIO) -> BakeResult:
     except BaseException:
         images.discard(image_id)
         raise
-    log.info("image %s - verified and kept", image.image_id)
+    log.debug("image %s - verified and kept", image.image_id)
     return BakeResult(image.image_id, False, time.monotonic() - started)
 
 
@@ -164,7 +164,7 @@ def _ami(options: BakeOptions, output: TextIO, aws: Aws) -> BakeResult:
     existing = [] if options.force else aws.images_tagged(wanted)
     if existing:
         image_id = str(existing[0]["ImageId"])
-        log.info("image %s - inputs unchanged, reusing it", image_id)
+        log.debug("image %s - inputs unchanged, reusing it", image_id)
         return BakeResult(image_id, True, time.monotonic() - started)
 
     work = Path(tempfile.mkdtemp(prefix="ami-", dir=_build_dir(options)))

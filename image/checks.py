@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -45,7 +46,10 @@ def run_suite(host_options: Sequence[str], version: str, report: Path) -> int:
 
 def check_rootfs(rootfs: Path, version: str, report: Path) -> int:
     """Boot an ephemeral instance of rootfs with systemd-nspawn and check it."""
-    instance = nspawn.boot(rootfs, "calcfleet-bake", report.parent / "instance")
+    # A name of its own, so that bakes running side by side get their own
+    # cgroups.
+    name = f"calcfleet-bake-{secrets.token_hex(3)}"
+    instance = nspawn.boot(rootfs, name, report.parent / "instance")
     try:
         host_options = [f"--image-leader={instance.leader}", "--image-target=local"]
         return run_suite(host_options, version, report)

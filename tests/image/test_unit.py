@@ -83,3 +83,23 @@ def test_service_logs_to_the_journal(host: testinfra.host.Host) -> None:
     result = host.run("journalctl --no-pager -q -u %s -o cat", UNIT)
     assert result.rc == 0
     assert "serving on 0.0.0.0:50051" in result.stdout, result.stdout
+
+
+def test_stop_drains_and_exits_zero_before_the_stop_timeout(
+    host: testinfra.host.Host,
+) -> None:
+    # Runs last in this file: it stops the service, then starts it again.
+    host.check_output("systemctl stop %s", UNIT)
+    stopped = show(host, "ActiveState", "Result", "ExecMainCode", "ExecMainStatus")
+    host.check_output("systemctl start %s", UNIT)
+
+    # ExecMainCode 1 is CLD_EXITED: the process exited by itself, with status
+    # 0, rather than being killed (2, CLD_KILLED) when TimeoutStopSec ran out.
+    # See: https://man7.org/linux/man-pages/man2/waitid.2.html
+    assert stopped == {
+        "ActiveState": "inactive",
+        "Result": "success",
+        "ExecMainCode": "1",
+        "ExecMainStatus": "0",
+    }
+    assert show(host, "ActiveState")["ActiveState"] == "active"
