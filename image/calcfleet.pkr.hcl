@@ -131,10 +131,10 @@ variable "skip_aws_checks" {
 
 locals {
   provenance = {
-    "calcfleet:version"    = var.version
-    "calcfleet:commit"     = var.commit
-    "calcfleet:built-at"   = var.built_at
-    "calcfleet:inputs"     = var.inputs
+    "calcfleet:version"  = var.version
+    "calcfleet:commit"   = var.commit
+    "calcfleet:built-at" = var.built_at
+    "calcfleet:inputs"   = var.inputs
     # The amazon builder fills {{ .SourceAMI }} once the filter has chosen.
     "calcfleet:base-image" = "{{ .SourceAMI }}"
   }
@@ -157,10 +157,10 @@ source "amazon-ebs" "aws" {
     owners      = [var.source_ami_owner]
     most_recent = true
   }
-  custom_endpoint_ec2         = var.ec2_endpoint
-  skip_credential_validation  = var.skip_aws_checks
-  skip_metadata_api_check     = var.skip_aws_checks
-  skip_region_validation      = var.skip_aws_checks
+  custom_endpoint_ec2        = var.ec2_endpoint
+  skip_credential_validation = var.skip_aws_checks
+  skip_metadata_api_check    = var.skip_aws_checks
+  skip_region_validation     = var.skip_aws_checks
   # No metadata_options here: Packer 1.6.6 does not know the block. The launch
   # template in stacks/ requires IMDSv2 on the instances that run the image.
 }
@@ -207,8 +207,13 @@ build {
     tags         = merge(local.provenance, { "calcfleet:verified" = "true" })
   }
 
+  provisioner "shell" {
+    inline = ["mkdir -p /tmp/calcfleet-payload"]
+  }
+
+  # The trailing slash uploads the payload's contents, not the directory.
   provisioner "file" {
-    source      = var.payload
+    source      = "${var.payload}/"
     destination = "/tmp/calcfleet-payload"
   }
 
