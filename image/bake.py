@@ -95,7 +95,9 @@ def bake(
     """
     if options.target == "local":
         return _local_image(options, output)
-    if options.target == "aws" and aws is not None:
+    if options.target == "aws":
+        if aws is None:
+            raise ValueError("an aws bake needs an Aws")
         return _ami(options, output, aws)
     raise BakeTargetError(f"unknown target {options.target!r}: use local or aws")
 
@@ -114,7 +116,7 @@ def _local_image(options: BakeOptions, output: TextIO) -> BakeResult:
     partial = images.partial(image_id)
     partial.mkdir(parents=True)
     try:
-        tags = _bake_local(image_id, partial, inputs, options, output)
+        tags = _run_local_build(image_id, partial, inputs, options, output)
         image = images.keep(image_id, tags)
     except BaseException:
         images.discard(image_id)
@@ -123,7 +125,7 @@ def _local_image(options: BakeOptions, output: TextIO) -> BakeResult:
     return BakeResult(image.image_id, False, time.monotonic() - started)
 
 
-def _bake_local(
+def _run_local_build(
     image_id: str, partial: Path, inputs: str, options: BakeOptions, output: TextIO
 ) -> dict[str, str]:
     cache = options.state_dir / "cache"

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import secrets
 import shutil
+import subprocess
 from pathlib import Path
 
 from calcfleet.errors import CalcfleetError
@@ -114,8 +115,27 @@ class ImageStore:
 
     def discard(self, image_id: str) -> None:
         for path in (self.partial(image_id), self.root / image_id):
+            _unmount_below(path)
             shutil.rmtree(path, ignore_errors=True)
 
     def _load(self, path: Path) -> LocalImage:
         document = json.loads((path / METADATA).read_text())
         return LocalImage(document["id"], path, dict(document["tags"]))
+
+
+def _unmount_below(path: Path) -> None:
+    """Unmount whatever an interrupted build left mounted inside path.
+
+    rootfs.sh bind-mounts the host's /dev and /sys into the root filesystem
+    while it provisions; rmtree does not stop at mount points, so deleting a
+    partial image with those still mounted would delete the host's own files.
+    """
+    prefix = f"{path.resolve()}/"
+    # /proc/self/mountinfo: the fifth field is the mount point, octal-escaped.
+    # See: https://man7.org/linux/man-pages/man5/proc_pid_mountinfo.5.html
+    points = [
+        line.split()[4].encode().decode("unicode_escape")
+        for line in Path("/proc/self/mountinfo").read_text().splitlines()
+    ]
+    for point in sorted((p for p in points if p.startswith(prefix)), reverse=True):
+        subprocess.run(["umount", "--lazy", point], check=True)

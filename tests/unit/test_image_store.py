@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -85,3 +87,23 @@ def test_discard_removes_every_trace(tmp_path: Path) -> None:
 def test_an_id_outside_the_store_is_not_found(tmp_path: Path) -> None:
     with pytest.raises(store.ImageNotFoundError):
         store.ImageStore(tmp_path).find("ami-0123456789abcdef0")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="bind mounts need root")
+def test_discard_unmounts_before_deleting_and_spares_what_was_mounted(
+    tmp_path: Path,
+) -> None:
+    # An interrupted build can leave the host's /dev bind-mounted in rootfs/.
+    host_dir = tmp_path / "host-dev"
+    host_dir.mkdir()
+    (host_dir / "null").write_text("the host's own")
+    images = store.ImageStore(tmp_path / "state")
+    image_id = images.new_id()
+    mount_point = images.partial(image_id) / "rootfs" / "dev"
+    mount_point.mkdir(parents=True)
+    subprocess.run(["mount", "--bind", str(host_dir), str(mount_point)], check=True)
+
+    images.discard(image_id)
+
+    assert (host_dir / "null").read_text() == "the host's own"
+    assert not images.partial(image_id).exists()
