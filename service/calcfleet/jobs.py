@@ -51,6 +51,8 @@ class Job:
         self.request = request
         self.kind = chunks.kind_of(request)
         self.chunks = chunk_list
+        self.chunks_total = len(chunk_list)
+        self.chunks_done = 0
         self.state = RUNNING
         self.results: dict[int, worker_pb2.ChunkResult] = {}
         self.workers: set[str] = set()
@@ -66,6 +68,7 @@ class Job:
 
     def on_chunk(self, index: int, result: worker_pb2.ChunkResult, worker: str) -> None:
         self.results[index] = result
+        self.chunks_done += 1
         self.workers.add(worker)
         self._notify()
 
@@ -79,6 +82,10 @@ class Job:
             return
         self.state, self.outcome, self.error_code = state, outcome, code
         self.finished_at = time.monotonic()
+        # A finished job is kept for an hour; its chunks and their results
+        # (up to max_chunks of each) are not needed for that.
+        self.chunks = []
+        self.results = {}
         self._notify()
 
     def fail(self, code: grpc.StatusCode, message: str) -> None:
@@ -93,7 +100,7 @@ class Job:
             await asyncio.wait_for(changed.wait(), timeout)
 
     def snapshot(self) -> jobs_pb2.Job:
-        done, total = len(self.results), len(self.chunks)
+        done, total = self.chunks_done, self.chunks_total
         job = jobs_pb2.Job(
             id=self.id,
             state=self.state,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 from pathlib import Path
 
@@ -63,6 +64,27 @@ def test_sum_stays_exact_when_a_peer_is_killed_mid_job(
     assert final.value == squares(n)
     assert victim.process.returncode == -9
     assert f"failed on {victim.address}, running it elsewhere" in fleet[0].log_text()
+
+
+def test_chunks_of_a_frozen_peer_run_elsewhere_and_it_is_used_again_later(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    """SIGSTOP keeps the peer's connections open: only the chunk timeout saves us."""
+    fleet = start_fleet(start_server, tmp_path / "registry", chunk_timeout_seconds="1")
+    n, owner, frozen = 3_000_000, fleet[0], fleet[2]
+    with Client(owner.address) as client:
+        job = submit_here(client, sum_request("k**2", 1, n))
+        wait_for(lambda: status(frozen).running_chunks > 0, 10, "a chunk there")
+        frozen.process.send_signal(signal.SIGSTOP)
+        try:
+            assert last_of(client, job.id).value == squares(n)
+            assert frozen.address not in status(owner).peers
+        finally:
+            frozen.process.send_signal(signal.SIGCONT)
+    wait_for(lambda: frozen.address in status(owner).peers, 5, "the peer back")
+    assert f"failed on {frozen.address}, running it elsewhere: DEADLINE_EXCEEDED" in (
+        owner.log_text()
+    )
 
 
 def test_cancel_stops_the_chunks_on_every_instance(
