@@ -63,33 +63,37 @@ def _add_submit(verbs: Any, add_target: AddTarget, make_client: MakeClient) -> N
         kind = kinds.add_parser(
             name, help=text, description=text[0].upper() + text[1:] + "."
         )
-        if name in ("sum", "integral"):
-            kind.add_argument("expression", metavar="EXPR")
-        if name == "batch":
-            kind.add_argument("expressions", nargs="*", metavar="EXPR")
-        else:
-            kind.add_argument("--from", dest="start", required=True, metavar="A")
-            kind.add_argument("--to", dest="stop", required=True, metavar="B")
-        if name == "integral":
-            kind.add_argument(
-                "--intervals",
-                type=int,
-                default=1000,
-                metavar="N",
-                help="even number of intervals (default 1000)",
-            )
-        kind.add_argument("--key", default="", help="idempotency key (default: new)")
-        kind.add_argument(
-            "--deadline",
-            type=float,
-            metavar="SECONDS",
-            help="the job fails if not done this long after submit",
-        )
-        kind.add_argument(
-            "--watch", action="store_true", help="follow the job and print its result"
-        )
+        _add_job_arguments(kind, name)
         add_target(kind)
         kind.set_defaults(command=_with_client(_submit, make_client), kind=name)
+
+
+def _add_job_arguments(kind: argparse.ArgumentParser, name: str) -> None:
+    if name in ("sum", "integral"):
+        kind.add_argument("expression", metavar="EXPR")
+    if name == "batch":
+        kind.add_argument("expressions", nargs="*", metavar="EXPR")
+    else:
+        kind.add_argument("--from", dest="start", required=True, metavar="A")
+        kind.add_argument("--to", dest="stop", required=True, metavar="B")
+    if name == "integral":
+        kind.add_argument(
+            "--intervals",
+            type=int,
+            default=1000,
+            metavar="N",
+            help="even number of intervals (default 1000)",
+        )
+    kind.add_argument("--key", default="", help="idempotency key (default: new)")
+    kind.add_argument(
+        "--deadline",
+        type=float,
+        metavar="SECONDS",
+        help="the job fails if not done this long after submit",
+    )
+    kind.add_argument(
+        "--watch", action="store_true", help="follow the job and print its result"
+    )
 
 
 def _with_client(
