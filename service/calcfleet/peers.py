@@ -46,7 +46,11 @@ class PeerSet:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
-        await self.discovery.deregister()
+        try:
+            await self.discovery.deregister()
+        except Exception as error:  # the drain must go on whatever the registry says
+            # Peers then drop this instance when it stops answering.
+            log.error("discovery - could not deregister %s: %s", self.address, error)
 
     async def close(self) -> None:
         for channel in self._channels.values():
