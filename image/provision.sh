@@ -39,8 +39,10 @@ fi
 
 echo "provision - installing calcfleet into /opt/calcfleet"
 python3 -m venv /opt/calcfleet
+# --use-pep517 builds systemd-python into a wheel, which pip's cache keeps
+# for the next local bake (the legacy `setup.py install` path caches nothing).
 /opt/calcfleet/bin/pip install --quiet --no-input --disable-pip-version-check \
-    "$payload"/calcfleet-*.whl
+    --use-pep517 "$payload"/calcfleet-*.whl
 
 echo "provision - laying down the unit and its configuration"
 install -m 0644 "$payload/files/calcfleet.service" /etc/systemd/system/calcfleet.service

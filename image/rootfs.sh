@@ -31,6 +31,15 @@ unmount_all() {
     done
 }
 
+# Bakes side by side share the caches: one at a time makes the base and runs
+# apt and pip against them (apt refuses a locked archive directory).
+mkdir -p "$cache_dir"
+exec 9>"$cache_dir/lock"
+if ! flock --nonblock 9; then
+    echo "rootfs - waiting for another bake to finish with the caches"
+    flock 9
+fi
+
 [[ -f "$base_tarball" ]] || make_base
 echo "rootfs - unpacking $(basename "$base_tarball")"
 mkdir -p "$rootfs"
@@ -66,6 +75,7 @@ chroot "$rootfs" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
 
 unmount_all
 trap - EXIT
+flock --unlock 9
 rmdir "$rootfs/var/cache/calcfleet-apt" "$rootfs/var/cache/calcfleet-pip"
 rm "$rootfs/var/cache/calcfleet-ca.crt"
 rm -rf "$rootfs/tmp/calcfleet-payload"
