@@ -203,6 +203,11 @@ class JobTable:
             job.fail(grpc.StatusCode.DEADLINE_EXCEEDED, "the job's deadline passed")
         except (JobFailedError, EvaluationError) as error:
             job.fail(error.code, str(error))
+        finally:
+            # Whatever ended the task (a bug included), watchers get an end.
+            if not job.is_finished:
+                log.error("job - %s ended without an outcome", job.id)
+                job.fail(grpc.StatusCode.INTERNAL, "the job ended without a result")
 
     def _outcome(self, job: Job, results: list[worker_pb2.ChunkResult]) -> jobs_pb2.Job:
         if job.kind == "batch":

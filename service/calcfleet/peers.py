@@ -88,11 +88,11 @@ class PeerSet:
             )
             return
         for gone in self._known - listed:
+            # Its channel stays open: closing it would cancel the calls that
+            # running jobs still have on it, and a drained peer ends those
+            # itself. An unused channel costs a socket at most.
             log.info("peer - %s left the registry", gone)
             self._down.pop(gone, None)
-            channel = self._channels.pop(gone, None)
-            if channel is not None:
-                await channel.close()
         for new in listed - self._known:
             self._down[new] = "not checked yet"
         self._known = listed

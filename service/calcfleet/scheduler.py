@@ -121,9 +121,11 @@ class ChunkScheduler:
             try:
                 result = await stub.RunChunk(chunk, timeout=self._timeout())
                 return result, address
-            except grpc.aio.AioRpcError as error:
+            except (grpc.aio.AioRpcError, asyncio.CancelledError) as error:
+                if _is_cancelling(error):
+                    raise
                 self._check_deadline()
-                reason = f"{error.code().name}: {error.details()}"
+                reason = _reason(error)
                 log.warning(
                     "job - %s chunk %d failed on %s, running it elsewhere: %s",
                     self.job_id,
@@ -163,3 +165,21 @@ class ChunkScheduler:
     def _retry(self, chunk: worker_pb2.Chunk) -> None:
         self._slots -= 1
         self._queue.put_nowait(chunk)
+
+
+def _is_cancelling(error: BaseException) -> bool:
+    """True when this task itself is being cancelled, not just the call it made.
+
+    grpc.aio raises CancelledError also when the call's channel is closed
+    under it; that is a failure of the peer, to be retried elsewhere.
+    """
+    task = asyncio.current_task()
+    return isinstance(error, asyncio.CancelledError) and (
+        task is None or task.cancelling() > 0
+    )
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, grpc.aio.AioRpcError):
+        return f"{error.code().name}: {error.details()}"
+    return "the call was cancelled under it"

@@ -66,6 +66,20 @@ def test_sum_stays_exact_when_a_peer_is_killed_mid_job(
     assert f"failed on {victim.address}, running it elsewhere" in fleet[0].log_text()
 
 
+def test_peer_drained_mid_job_exits_zero_and_the_job_stays_exact(
+    fleet: list[RunningServer],
+) -> None:
+    """Scenario S1 on a peer: its chunks finish or go elsewhere; it exits 0."""
+    n, owner, drained = 3_000_000, fleet[0], fleet[1]
+    with Client(owner.address) as client:
+        job = submit_here(client, sum_request("k**2", 1, n))
+        wait_for(lambda: status(drained).running_chunks > 0, 10, "a chunk there")
+        drained.process.terminate()
+        assert drained.process.wait(timeout=15) == 0
+        assert last_of(client, job.id).value == squares(n)
+    assert "discovery - removed" in drained.log_text()
+
+
 def test_chunks_of_a_frozen_peer_run_elsewhere_and_it_is_used_again_later(
     start_server: StartServer, tmp_path: Path
 ) -> None:
