@@ -32,13 +32,28 @@ def _project_settings() -> dict[str, Any]:
 
 @task
 def demo(c: Context) -> None:
-    """The main job: start a real server, send real calculations, print the answers."""
-    from calcfleet.bench import server_process
-    from calcfleet.demo import show
+    """The main job: bake or reuse the image, bring the local fleet up, calculate.
 
-    with server_process(PYTHON, "-m", "calcfleet.cli", "serve") as target:
-        show(target)
-    print("The server drained and stopped.")
+    Calculations and a distributed job go through the fleet's load balancer;
+    the fleet keeps running afterwards (`invoke down` stops it).
+    """
+    from calcfleet.demo import show, show_job
+
+    bake(c)
+    local = _local_fleet(None)
+    image = _local_command(local.newest_image)
+    serving = _local_command(lambda: localfleet.up(local, image)).image
+    if serving != image:
+        _say(f"The running fleet serves {serving}: `./dev release --ami {image}`")
+    for line in _local_command(lambda: localfleet.status(local)):
+        _say(line)
+    _say("")
+    show(local.site.listen)
+    show_job(local.site.listen)
+    _say(
+        "\nThe fleet keeps running: `./dev status` shows it, `./dev load` loads it,"
+        " `./dev down` takes it down."
+    )
 
 
 @task(

@@ -24,6 +24,14 @@ Say = Callable[[str], None]
 # subnets; a new instance goes to the zone with fewer instances.
 ZONES = ("local-a", "local-b")
 NETWORK_FILE = "/etc/systemd/network/10-calcfleet.network"
+# What the stack's UserData writes on AWS (see "Instance signal contract" in
+# docs/architecture.md), bind-mounted read-only here.
+ENV_FILE = "/etc/calcfleet/calcfleet.env"
+# The local registry of the fleet's instances (calcfleet.discovery), one host
+# directory shared by all. The unit's ProtectSystem=strict leaves nothing
+# writable but its runtime directory, so a drop-in opens this one path.
+REGISTRY = "/var/lib/calcfleet-registry"
+DROP_IN = "/etc/systemd/system/calcfleet.service.d/50-local-fleet.conf"
 BOOT_SECONDS = 180.0
 # Requests still in flight on a drained instance get this long before it stops;
 # the server itself then drains for its own grace period (server.grace_seconds).
@@ -75,15 +83,21 @@ class Fleet:
     # --- instances ---------------------------------------------------------
 
     def launch(
-        self, state: FleetState, image_id: str, count: int
+        self,
+        state: FleetState,
+        image_id: str,
+        count: int,
+        leaving: Sequence[InstanceRecord] = (),
     ) -> tuple[list[InstanceRecord], dict[str, str]]:
         """Boot `count` instances of the image; (booted, {name: why not} of failures).
 
         Booted instances are checked by the balancer but get no traffic until
-        admitted: their health is their "signal".
+        admitted: their health is their "signal". Zones are counted without
+        the instances `leaving`, which the new ones replace.
         """
         rootfs = self.images.find_verified(image_id).rootfs
-        planned = [self._plan(state, image_id) for _ in range(count)]
+        staying = [i for i in state.instances if i not in leaving]
+        planned = [self._plan(state, image_id, staying) for _ in range(count)]
         with concurrent.futures.ThreadPoolExecutor(max(count, 1)) as pool:
             booted = list(pool.map(lambda r: self._boot(r, rootfs), planned))
         failures = {r.name: why for r, why in zip(planned, booted, strict=True) if why}
@@ -91,8 +105,10 @@ class Fleet:
         self.files.save(state)
         return [r for r in planned if r.name not in failures], failures
 
-    def _plan(self, state: FleetState, image_id: str) -> InstanceRecord:
-        zone = min(ZONES, key=lambda z: sum(i.zone == z for i in state.instances))
+    def _plan(
+        self, state: FleetState, image_id: str, staying: list[InstanceRecord]
+    ) -> InstanceRecord:
+        zone = min(ZONES, key=lambda z: sum(i.zone == z for i in staying))
         name = f"i-{secrets.token_hex(6)}"
         record = InstanceRecord(
             name=name,
@@ -110,19 +126,16 @@ class Fleet:
             ),
         )
         state.instances.append(record)
+        staying.append(record)
         return record
 
     def _boot(self, record: InstanceRecord, rootfs: Path) -> str:
-        work_dir = Path(record.work_dir)
-        work_dir.mkdir(parents=True, exist_ok=True)
-        network = work_dir / "host0.network"
-        network.write_text(localnet.network_file(record.address))
         try:
             instance = nspawn.boot(
                 rootfs,
                 record.name,
-                work_dir,
-                binds=[nspawn.Bind(network, NETWORK_FILE)],
+                Path(record.work_dir),
+                binds=self._instance_files(record),
                 network_bridge=self.site.bridge,
                 timeout=BOOT_SECONDS,
             )
@@ -136,6 +149,31 @@ class Fleet:
             f" at {record.address}"
         )
         return ""
+
+    def _instance_files(self, record: InstanceRecord) -> list[nspawn.Bind]:
+        """Its address, its settings, and the registry it shares with its peers."""
+        work_dir = Path(record.work_dir)
+        work_dir.mkdir(parents=True, exist_ok=True)
+        network = work_dir / "host0.network"
+        network.write_text(localnet.network_file(record.address))
+        settings = work_dir / "calcfleet.env"
+        settings.write_text(
+            f"CALCFLEET_SERVER_ADVERTISE={record.endpoint}\n"
+            "CALCFLEET_DISCOVERY_BACKEND=local\n"
+            f"CALCFLEET_DISCOVERY_REGISTRY_DIR={REGISTRY}\n"
+        )
+        drop_in = work_dir / "local-fleet.conf"
+        drop_in.write_text(f"[Service]\nReadWritePaths={REGISTRY}\n")
+        registry = self.files.directory / "registry"
+        registry.mkdir(parents=True, exist_ok=True)
+        # Sticky and open to all: the service runs as its own user inside.
+        registry.chmod(0o1777)
+        return [
+            nspawn.Bind(network, NETWORK_FILE),
+            nspawn.Bind(settings, ENV_FILE),
+            nspawn.Bind(drop_in, DROP_IN),
+            nspawn.Bind(registry, REGISTRY, read_only=False),
+        ]
 
     def wait_for_signals(
         self, records: Sequence[InstanceRecord], timeout: float

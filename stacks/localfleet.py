@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -98,6 +99,9 @@ def _clear(fleet: Fleet, state: FleetState) -> None:
         nspawn.remove_leftovers(record.name, Path(record.work_dir) / "console.log")
     haproxy.stop(fleet.balancer)
     localnet.remove_bridge(fleet.site)
+    # Entries of instances that were killed stay in the registry; the next
+    # fleet starts with an empty one.
+    shutil.rmtree(fleet.files.directory / "registry", ignore_errors=True)
     fleet.files.forget()
 
 

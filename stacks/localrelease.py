@@ -22,7 +22,7 @@ def release(fleet: Fleet, image_id: str) -> Result:
     The same outcomes, lines and exit codes as a CloudFormation release
     (docs/releases.md). A failed preflight raises PreflightError.
     """
-    name = f"the local {fleet.environment} fleet"
+    name = f"the {fleet.environment} fleet on this machine"
     # Before taking the fleet: releasing what already serves waits for nothing.
     if fleet.current().image == image_id:
         return Result(Outcome.RELEASED, f"already released: {image_id} serves {name}")
@@ -71,7 +71,7 @@ def _roll(fleet: Fleet, state: FleetState, image_id: str) -> None:
     replaced = 0
     while old := [i for i in state.instances if i.image != image_id]:
         batch = old[:batch_size]
-        booted, failures = fleet.launch(state, image_id, len(batch))
+        booted, failures = fleet.launch(state, image_id, len(batch), leaving=batch)
         verdicts = {**failures, **fleet.wait_for_signals(booted, rules.pause_seconds)}
         bad = [r for r in booted if verdicts[r.name]]
         good = [r for r in booted if not verdicts[r.name]]
@@ -90,7 +90,7 @@ def _roll_back(
     fleet: Fleet, state: FleetState, image_id: str, previous: str, reason: str
 ) -> Result:
     """Put the previous image back on every instance, as UPDATE_ROLLBACK does."""
-    name = f"the local {fleet.environment} fleet"
+    name = f"the {fleet.environment} fleet on this machine"
     fleet.say(f"{name}: {reason}; rolling back to {previous}")
     try:
         new = [i for i in state.instances if i.image != previous]
