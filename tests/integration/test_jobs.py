@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from pathlib import Path
 
 import grpc
@@ -257,3 +258,30 @@ def test_sigterm_while_a_job_runs_ends_the_watch_and_exits_zero(
     error = outcome[0]
     assert isinstance(error, CallFailedError)
     assert error.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
+
+
+def test_watch_through_another_instance_ends_unavailable_when_the_owner_dies(
+    fleet: list[RunningServer],
+) -> None:
+    owner, relay = fleet[0], fleet[1]
+    outcome: list[CallFailedError] = []
+    with Client(owner.address) as first, Client(relay.address) as second:
+        job = submit_here(first, sum_request("k", 1, BILLION))
+
+        def watch() -> None:
+            try:
+                last_of(second, job.id, timeout=30)
+            except CallFailedError as error:
+                outcome.append(error)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        wait_for(lambda: status(owner).running_chunks > 0, 5, "work on the owner")
+        owner.kill()
+        started = time.monotonic()
+        watcher.join(15)
+        assert time.monotonic() - started < 5
+    assert outcome[0].code == grpc.StatusCode.UNAVAILABLE
+    assert f"its owner {owner.address} is not answering" in outcome[0].message
+    for peer in fleet[1:]:
+        wait_for(lambda p=peer: status(p).running_chunks == 0, 5, "orphans stopped")
