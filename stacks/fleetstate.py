@@ -81,7 +81,6 @@ class StateFiles:
         return FleetState(**document, instances=instances)
 
     def save(self, state: FleetState) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
         _write(self.state, dataclasses.asdict(state))
 
     def forget(self) -> None:
@@ -137,6 +136,7 @@ class StateFiles:
 
 def _write(path: Path, document: Any) -> None:
     # Whole or not at all: a reader never sees half a state file.
+    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")
     partial.write_text(json.dumps(document, indent=2, default=_plain) + "\n")
     os.replace(partial, path)
