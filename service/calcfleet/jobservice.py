@@ -260,3 +260,8 @@ class JobsComponent:
         await self.peers.stop()
         grace = self.settings.server.grace_seconds
         self._stopping = asyncio.create_task(self.table.stop_all(grace * 0.8))
+
+    async def close(self) -> None:
+        """Runs once the server has stopped: let the jobs' own drain finish."""
+        if self._stopping is not None:
+            await self._stopping

@@ -16,6 +16,7 @@ from calcfleet import __version__
 from calcfleet.calculator import CalculatorServicer, ExpressionRunner
 from calcfleet.errors import CalcfleetError
 from calcfleet.health import NOT_SERVING, SERVING, GatedHealthServicer
+from calcfleet.interceptors import InternalErrorInterceptor
 from calcfleet.jobservice import JobsComponent
 from calcfleet.notify import Notifier
 from calcfleet.settings import Settings
@@ -35,7 +36,8 @@ class Component(Protocol):
     """A part of the server with gRPC services and a life of its own.
 
     `start` runs once the port listens and before health turns SERVING;
-    `stop` runs as soon as the drain begins, before in-flight calls end.
+    `stop` runs as soon as the drain begins, while in-flight calls go on;
+    `close` runs once the server has stopped and no call is left.
     """
 
     service_names: tuple[str, ...]
@@ -45,6 +47,8 @@ class Component(Protocol):
     async def start(self, address: str) -> None: ...
 
     async def stop(self) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 class CalculatorComponent:
@@ -63,6 +67,9 @@ class CalculatorComponent:
         return None
 
     async def stop(self) -> None:
+        return None
+
+    async def close(self) -> None:
         self.runner.close()
 
 
@@ -76,6 +83,7 @@ class CalcfleetServer:
         self.notifier = Notifier(settings)
         self.port = 0
         self._server = grpc.aio.server(
+            interceptors=[InternalErrorInterceptor()],
             options=_channel_options(settings),
             maximum_concurrent_rpcs=settings.server.max_concurrent_rpcs,
         )
@@ -156,6 +164,8 @@ class CalcfleetServer:
         for component in self.components:
             await component.stop()
         await self._server.stop(grace)
+        for component in self.components:
+            await component.close()
         self.notifier.close()
         log.info("server - stopped")
 
