@@ -112,9 +112,10 @@ def _local_image(options: BakeOptions, output: TextIO) -> BakeResult:
         log.debug("image %s - inputs unchanged, reusing it", existing.image_id)
         return BakeResult(existing.image_id, True, time.monotonic() - started)
 
+    for name in images.remove_abandoned():
+        log.info("image %s - removed, its bake was gone", name)
     image_id = images.new_id()
-    partial = images.partial(image_id)
-    partial.mkdir(parents=True)
+    partial = images.start_partial(image_id)
     try:
         tags = _run_local_build(image_id, partial, inputs, options, output)
         image = images.keep(image_id, tags)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import secrets
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ from calcfleet.errors import CalcfleetError
 # "img-" and 17 hex digits.
 ID_PREFIX = "img-"
 METADATA = "metadata.json"
+OWNER = "owner.pid"
 # Keys shared with the AMI tags, so the same provenance reads the same way.
 VERIFIED = "calcfleet:verified"
 VERSION = "calcfleet:version"
@@ -104,9 +106,33 @@ class ImageStore:
         """Where a bake writes the image before it is kept."""
         return self.root / f"{image_id}.partial"
 
+    def start_partial(self, image_id: str) -> Path:
+        """Make the partial directory, marked with the pid of the bake that owns it."""
+        partial = self.partial(image_id)
+        partial.mkdir(parents=True)
+        (partial / OWNER).write_text(f"{os.getpid()}\n")
+        return partial
+
+    def remove_abandoned(self) -> list[str]:
+        """Remove partial images whose bake is gone (killed, or the machine died).
+
+        A bake interrupted with Ctrl-C discards its own; one killed outright
+        cannot. Partials of bakes still running are left alone.
+        """
+        removed = []
+        for partial in self.root.glob(f"{ID_PREFIX}*.partial"):
+            owner = partial / OWNER
+            if not owner.is_file():
+                continue  # not started by a bake: not ours to judge
+            if not Path(f"/proc/{owner.read_text().strip()}").exists():
+                self.discard(partial.name.removesuffix(".partial"))
+                removed.append(partial.name)
+        return removed
+
     def keep(self, image_id: str, tags: dict[str, str]) -> LocalImage:
         """Record the tags and make the partial image a complete one."""
         partial = self.partial(image_id)
+        (partial / OWNER).unlink(missing_ok=True)
         (partial / METADATA).write_text(
             json.dumps({"id": image_id, "tags": tags}, indent=2, sort_keys=True) + "\n"
         )

@@ -107,3 +107,36 @@ def test_discard_unmounts_before_deleting_and_spares_what_was_mounted(
 
     assert (host_dir / "null").read_text() == "the host's own"
     assert not images.partial(image_id).exists()
+
+
+def test_partials_of_vanished_bakes_are_removed_and_running_ones_kept(
+    tmp_path: Path,
+) -> None:
+    images = store.ImageStore(tmp_path)
+    running = images.new_id()
+    images.start_partial(running)
+    vanished = images.new_id()
+    images.start_partial(vanished)
+    gone = subprocess.run(
+        ["sh", "-c", "echo $$"], capture_output=True, text=True, check=True
+    )
+    (images.partial(vanished) / store.OWNER).write_text(gone.stdout)
+
+    removed = images.remove_abandoned()
+
+    assert removed == [f"{vanished}.partial"]
+    assert images.partial(running).is_dir()
+    assert not images.partial(vanished).exists()
+
+
+def test_a_kept_image_carries_no_owner(tmp_path: Path) -> None:
+    images = store.ImageStore(tmp_path)
+    image_id = images.new_id()
+    images.start_partial(image_id).joinpath("rootfs").mkdir()
+
+    image = images.keep(image_id, TAGS)
+
+    assert sorted(path.name for path in image.path.iterdir()) == [
+        "metadata.json",
+        "rootfs",
+    ]
