@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import subprocess
 import sys
 import tempfile
@@ -66,43 +67,74 @@ def _wait_for_peers(address: str, count: int) -> None:
             time.sleep(0.1)
 
 
-def run_job(address: str, terms: int) -> tuple[float, str, int]:
-    """Seconds from submit to result, the value and how many instances worked."""
+@dataclasses.dataclass(frozen=True)
+class Run:
+    seconds: float
+    value: str
+    job_id: str
+
+
+@dataclasses.dataclass
+class Results:
+    alone: list[float] = dataclasses.field(default_factory=list)
+    pair: list[float] = dataclasses.field(default_factory=list)
+    # Per paired round: the share of its wall time each instance computed.
+    busy: list[list[float]] = dataclasses.field(default_factory=list)
+
+
+def run_job(address: str, terms: int) -> Run:
+    """Seconds from submit to result, and the value."""
     request = jobs_pb2.SubmitJobRequest(
         sum=jobs_pb2.SumJob(expression=EXPRESSION, start=1, stop=terms)
     )
     with Client(address, timeout=30) as client:
         started = time.perf_counter()
         job = client.jobs.Submit(request, timeout=30)
-        final = list(client.watch_job(job.id, timeout=600))[-1]
-        return time.perf_counter() - started, final.value, len(final.workers)
+        updates = list(client.watch_job(job.id, timeout=600))
+        seconds = time.perf_counter() - started
+    final = updates[-1]
+    if final.state != jobs_pb2.JOB_STATE_SUCCEEDED or not final.value:
+        raise SystemExit(
+            f"job {job.id} ended without a value after {len(updates)} updates: {final}"
+        )
+    return Run(seconds, final.value, job.id)
 
 
-def measure(terms: int, rounds: int) -> tuple[list[float], list[float], int]:
+def busy_shares(addresses: list[str], run: Run) -> list[float]:
+    """How much of the job's wall time each instance spent computing its chunks."""
+    shares = []
+    for address in addresses:
+        with Client(address) as client:
+            stub = worker_pb2_grpc.WorkerStub(client.channel)
+            recent = stub.Status(worker_pb2.WorkerStatusRequest(), timeout=5).recent
+        computing = sum(r.seconds for r in recent if r.job_id == run.job_id)
+        shares.append(computing / run.seconds)
+    return shares
+
+
+def measure(terms: int, rounds: int) -> Results:
     """Alternate the job on one instance and on two, `rounds` times each.
 
     Alternating, and keeping the best of each, lets a burst of load from
     elsewhere on the machine spoil one round, not one side of the comparison.
     """
-    alone: list[float] = []
-    pair: list[float] = []
+    results = Results()
     with contextlib.ExitStack() as stack:
         one = stack.enter_context(tempfile.TemporaryDirectory())
         two = stack.enter_context(tempfile.TemporaryDirectory())
         single = stack.enter_context(instances(1, Path(one)))[0]
-        double = stack.enter_context(instances(2, Path(two)))[0]
-        for target in (single, double):
+        pair = stack.enter_context(instances(2, Path(two)))
+        for target in (single, pair[0]):
             run_job(target, terms // 20)  # warm both ends up
         for _ in range(rounds):
-            seconds, value, _ = run_job(single, terms)
-            alone.append(seconds)
-            seconds, paired_value, workers = run_job(double, terms)
-            pair.append(seconds)
-            if value != paired_value:
-                raise SystemExit(
-                    f"results differ: {value} alone, {paired_value} on two"
-                )
-    return alone, pair, workers
+            alone = run_job(single, terms)
+            paired = run_job(pair[0], terms)
+            if alone.value != paired.value:
+                raise SystemExit(f"results differ: {alone.value} and {paired.value}")
+            results.alone.append(alone.seconds)
+            results.pair.append(paired.seconds)
+            results.busy.append(busy_shares(pair, paired))
+    return results
 
 
 def main() -> None:
@@ -110,21 +142,27 @@ def main() -> None:
     parser.add_argument("--terms", type=int, default=10_000_000)
     parser.add_argument("--rounds", type=int, default=3)
     arguments = parser.parse_args()
-    alone, pair, workers = measure(arguments.terms, arguments.rounds)
+    results = measure(arguments.terms, arguments.rounds)
+    best = results.pair.index(min(results.pair))
     print(
         f"job: sum of {EXPRESSION} for k = 1..{arguments.terms}, best of "
         f"{arguments.rounds} alternating rounds"
     )
     print(
-        f"{'one instance':28}{min(alone):10.2f} s   rounds: "
-        + " ".join(f"{s:.2f}" for s in alone)
+        f"{'one instance':28}{min(results.alone):8.2f} s   rounds: "
+        + _seconds(results.alone)
     )
     print(
-        f"{'two instances, delegating':28}{min(pair):10.2f} s   rounds: "
-        + " ".join(f"{s:.2f}" for s in pair)
-        + f"  ({workers} worked)"
+        f"{'two instances, delegating':28}{min(results.pair):8.2f} s   rounds: "
+        + _seconds(results.pair)
     )
-    print(f"{'speedup':28}{min(alone) / min(pair):10.2f} x")
+    print(f"{'speedup':28}{min(results.alone) / min(results.pair):8.2f} x")
+    shares = ", ".join(f"{share:.0%}" for share in results.busy[best])
+    print(f"{'computing, share of wall':28}{shares:>10}   (each instance, best round)")
+
+
+def _seconds(values: list[float]) -> str:
+    return " ".join(f"{value:.2f}" for value in values)
 
 
 if __name__ == "__main__":

@@ -60,6 +60,8 @@ class Job:
         self.error_code = grpc.StatusCode.OK
         self.finished_at: float | None = None
         self.task: asyncio.Task[None] | None = None
+        # Counts changes, so that a watcher misses none between two waits.
+        self.version = 0
         self._changed = asyncio.Event()
 
     @property
@@ -94,7 +96,10 @@ class Job:
         self.finish(state, jobs_pb2.Job(error=error), code)
         log.info("job - %s %s: %s", self.id, code.name.lower(), message)
 
-    async def wait_change(self, timeout: float) -> None:
+    async def wait_change(self, seen: int, timeout: float) -> None:
+        """Return once the job's version is past `seen`, or after `timeout`."""
+        if self.version != seen:
+            return
         changed = self._changed
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(changed.wait(), timeout)
@@ -120,6 +125,7 @@ class Job:
         return job
 
     def _notify(self) -> None:
+        self.version += 1
         self._changed.set()
         self._changed = asyncio.Event()
 

@@ -13,7 +13,7 @@ import grpc
 from calcfleet import discovery
 from calcfleet.calculator import abort_with
 from calcfleet.errors import EvaluationError
-from calcfleet.jobs import SUCCEEDED, Job, JobRefusedError, JobTable
+from calcfleet.jobs import RUNNING, SUCCEEDED, Job, JobRefusedError, JobTable
 from calcfleet.peers import PeerSet
 from calcfleet.settings import Settings
 from calcfleet.v1 import jobs_pb2, jobs_pb2_grpc, worker_pb2, worker_pb2_grpc
@@ -86,7 +86,7 @@ class JobsServicer(jobs_pb2_grpc.JobsServicer):
         owner = await self._owner(request.job_id, context)
         if owner == self._peers.address:
             job = await self._local(request.job_id, context)
-            async for snapshot in _watch_here(job, context):
+            async for snapshot in watch_here(job, context):
                 yield snapshot
             return
         call = self._stub(owner).Watch(request, timeout=context.time_remaining())
@@ -202,14 +202,17 @@ class JobsServicer(jobs_pb2_grpc.JobsServicer):
         raise AssertionError("abort returned")
 
 
-async def _watch_here(
+async def watch_here(
     job: Job, context: grpc.aio.ServicerContext
 ) -> AsyncIterator[jobs_pb2.Job]:
     while True:
-        yield job.snapshot()
-        if job.is_finished:
+        # Decide on the snapshot sent, not on the job now: the job may finish
+        # while the snapshot is on its way, and the final state must still go.
+        seen, snapshot = job.version, job.snapshot()
+        yield snapshot
+        if snapshot.state != RUNNING:
             break
-        await job.wait_change(HEARTBEAT_SECONDS)
+        await job.wait_change(seen, HEARTBEAT_SECONDS)
         if not job.is_finished:
             await asyncio.sleep(COALESCE_SECONDS)
     if job.state != SUCCEEDED:

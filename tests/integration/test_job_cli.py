@@ -6,9 +6,10 @@ import subprocess
 import sys
 
 from calcfleet.client import Client
+from calcfleet.v1 import jobs_pb2
 
 from jobfleet import squares, status, submit_here, sum_request, wait_for
-from servers import RunningServer
+from servers import RunningServer, StartServer
 
 
 def _calcfleet(*arguments: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -97,3 +98,18 @@ def test_unknown_job_is_not_found_in_one_line(server: RunningServer) -> None:
         f"calcfleet: NOT_FOUND: job {job_id} is not known here "
         "(expired, or its owner restarted)\n"
     )
+
+
+def test_every_watch_ends_with_the_final_state_and_value(
+    start_server: StartServer,
+) -> None:
+    """A job finishing while an update is on its way must still send its end."""
+    server = start_server(env={"CALCFLEET_JOBS_CHUNK_TERMS": "20000"})
+    endings = []
+    with Client(server.address) as client:
+        for _ in range(30):
+            job = submit_here(client, sum_request("k", 1, 60_000))
+            endings.append(list(client.watch_job(job.id, timeout=30))[-1])
+    assert {(e.state, e.value) for e in endings} == {
+        (jobs_pb2.JOB_STATE_SUCCEEDED, "1800030000")
+    }
