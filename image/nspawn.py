@@ -236,17 +236,31 @@ def _remove_own_cgroup(name: str) -> None:
 
 
 def _leader(launcher: subprocess.Popen[bytes], timeout: float) -> int:
-    """The host pid of the instance's PID 1: nspawn's only child."""
+    """The host pid of the instance's PID 1, a child of nspawn.
+
+    nspawn's first child only sets up mounts, forks the real PID 1 and exits;
+    taking it for the leader makes every later nsenter fail. The leader is
+    the child that is PID 1 in a namespace of its own (the last NSpid field).
+    """
     deadline = time.monotonic() + timeout
     children = Path(f"/proc/{launcher.pid}/task/{launcher.pid}/children")
     while time.monotonic() < deadline:
         if launcher.poll() is not None:
             raise InstanceBootError(f"systemd-nspawn exited with {launcher.returncode}")
         pids = children.read_text().split() if children.exists() else []
-        if pids:
-            return int(pids[0])
+        for pid in pids:
+            if _is_namespace_init(int(pid)):
+                return int(pid)
         time.sleep(0.1)
     raise InstanceBootError(f"systemd-nspawn started no instance in {timeout:.0f}s")
+
+
+def _is_namespace_init(pid: int) -> bool:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("NSpid:"):
+                return len(line.split()) > 2 and line.split()[-1] == "1"
+    return False
 
 
 def _wait_until_answering(instance: Instance, timeout: float) -> None:
