@@ -8,7 +8,7 @@ import time
 import pytest
 
 from calcfleet.client import Client
-from calcfleet.load import BackgroundLoad
+from calcfleet.load import BackgroundLoad, Tally
 from image import nspawn
 from stacks.fleet import Fleet
 from stacks.fleetstate import FleetState
@@ -28,6 +28,11 @@ from fleetlab import (
 pytestmark = [pytest.mark.fleet, pytest.mark.slow]
 
 NAME = f"the {ENVIRONMENT} fleet on this machine"
+
+
+def report(what: str, tally: Tally) -> None:
+    """The figure the issue asks for; shown with `pytest -rP` or `-s`."""
+    print(f"{what}: {tally.calls} calls, {tally.failed} failed {tally.failures[:3]}")
 
 
 def images_of(fleet: Fleet) -> list[str]:
@@ -69,7 +74,7 @@ def test_killed_service_is_restarted_in_place_and_no_call_fails(
         deadline = time.monotonic() + RECOVERY_SECONDS
         while time.monotonic() < deadline:
             seen.add(fleet.health(whole)[victim.name])
-            if "DOWN" in seen and seen and fleet.health(whole)[victim.name] == "UP":
+            if "DOWN" in seen and fleet.health(whole)[victim.name] == "UP":
                 break
             time.sleep(0.2)
         time.sleep(2)
@@ -77,6 +82,7 @@ def test_killed_service_is_restarted_in_place_and_no_call_fails(
         victim.leader, ["systemctl", "show", "-p", "NRestarts", "--value", "calcfleet"]
     ).stdout.strip()
 
+    report("fault 1, service SIGKILLed", load.tally)
     assert killed.returncode == 0
     assert "DOWN" in seen  # the balancer stopped sending to it meanwhile
     assert restarts == "1"
@@ -96,6 +102,7 @@ def test_killed_instance_is_replaced_and_no_call_fails(
         time.sleep(2)
         after = wait_until_whole(fleet)
 
+    report("fault 2, instance SIGKILLed", load.tally)
     assert victim.name not in {record.name for record in after.instances}
     assert not nspawn.is_running(victim.name, victim.launcher)
     assert images_of(fleet) == [images.base] * 3
@@ -117,6 +124,7 @@ def test_zone_outage_is_restored_and_no_call_fails(
         time.sleep(2)
         after = wait_until_whole(fleet)
 
+    report("fault 3, zone lost", load.tally)
     assert len(victims) >= 1
     assert not {v.name for v in victims} & {r.name for r in after.instances}
     assert {record.zone for record in after.instances} == {"local-a", "local-b"}
@@ -136,6 +144,7 @@ def test_release_of_a_good_slow_warming_image_completes_without_failed_calls(
         took = time.monotonic() - started
 
     lines = released.stdout.splitlines()
+    report("fault 4, good release", load.tally)
     assert released.returncode == 0, released.stdout + released.stderr
     assert lines[-1] == f"released: {images.warm} serves {NAME} (was {images.base})"
     assert "instances replaced so far: 3 of 3" in lines
@@ -171,6 +180,7 @@ def test_never_healthy_image_fails_fast_and_rolls_back_without_failed_calls(
         took = time.monotonic() - started
 
     outcome = released.stdout.splitlines()[-1]
+    report("fault 5, bad release", load.tally)
     assert released.returncode == 3, released.stdout + released.stderr
     assert re.fullmatch(
         rf"rolled back: {images.warm} still serves {NAME}; {images.never_healthy}"
@@ -190,6 +200,7 @@ def test_rollback_releases_the_image_that_served_before_the_last_release(
         rolled = invoke("rollback", "--env", ENVIRONMENT)
 
     history = fleet.files.releases()
+    report("rollback", load.tally)
     assert rolled.returncode == 0, rolled.stdout + rolled.stderr
     assert rolled.stdout.splitlines()[-1] == (
         f"released: {images.base} serves {NAME} (was {images.warm})"
