@@ -212,7 +212,7 @@ def up(  # noqa: PLR0917 - invoke turns each parameter into an option
     certificate: str | None = None,
     region: str | None = None,
 ) -> None:
-    """Create or update the network and fleet stacks, printing their events."""
+    """Create or update the stacks (aws), or boot the local fleet (local)."""
     if _fleet_target(target, ami) == "local":
         local = _local_fleet(env)
         _local_command(lambda: localfleet.up(local, ami))
@@ -235,7 +235,7 @@ def down(
     yes: bool = False,
     region: str | None = None,
 ) -> None:
-    """Delete the fleet and network stacks after a confirmation."""
+    """Delete the stacks (aws, after a confirmation) or stop the local fleet."""
     if _fleet_target(target) == "local":
         # Nothing of a local fleet outlives it but images and history, which
         # stay: no question asked.
@@ -322,7 +322,7 @@ def status(
     env: str | None = None,
     region: str | None = None,
 ) -> None:
-    """Show the stacks, the image in service, the instances and their health."""
+    """Show the fleet: the image in service, the instances and their health."""
     if _fleet_target(target) == "local":
         local = _local_fleet(env)
         for line in _local_command(lambda: localfleet.status(local)):
