@@ -68,7 +68,8 @@ class Fleet:
         state = self.files.load()
         if state is None or haproxy.running_pid(self.balancer) is None:
             raise FleetNotUpError(
-                f"the local {self.environment} fleet is not up: run `invoke up`"
+                f"the {self.environment} fleet on this machine is not up:"
+                " run `invoke up`"
             )
         return state
 

@@ -128,7 +128,7 @@ class StateFiles:
         recorded = self.releases()
         if not recorded:
             raise HistoryEmptyError(
-                f"no release recorded for the local {self.environment} fleet"
+                f"no release recorded for the {self.environment} fleet on this machine"
                 f" ({self.history}): nothing to roll back to"
             )
         return recorded[-1].previous

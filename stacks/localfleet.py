@@ -33,7 +33,7 @@ def up(fleet: Fleet, image_id: str | None = None) -> FleetState:
     with fleet.files.lock():
         state = fleet.files.load()
         if state is not None and haproxy.running_pid(fleet.balancer) is not None:
-            fleet.say(f"the local {fleet.environment} fleet is already up")
+            fleet.say(f"the {fleet.environment} fleet on this machine is already up")
             return state
         if state is not None:
             fleet.say("a previous fleet was left behind (machine restarted?); clearing")
@@ -85,7 +85,10 @@ def down(fleet: Fleet) -> None:
     with fleet.files.lock(wait=KEEPER_STOP_SECONDS):
         state = fleet.files.load()
         if state is None and not localnet.has_bridge(fleet.site.bridge):
-            fleet.say(f"the local {fleet.environment} fleet is not up: nothing to do")
+            fleet.say(
+                f"the {fleet.environment} fleet on this machine is not up:"
+                " nothing to do"
+            )
             return
         _clear(fleet, state or FleetState(fleet.environment, ""))
     fleet.say(f"fleet {fleet.environment} - down; nothing of it is left running")

@@ -128,6 +128,6 @@ def test_rollback_without_history_says_there_is_nothing_to_roll_back_to(
         files.previous_image()
 
     assert str(empty.value) == (
-        f"no release recorded for the local localtest fleet ({files.history}):"
-        " nothing to roll back to"
+        "no release recorded for the localtest fleet on this machine"
+        f" ({files.history}): nothing to roll back to"
     )
