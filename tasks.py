@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -40,6 +41,7 @@ def demo(c: Context) -> None:
     from calcfleet.demo import show, show_job
 
     bake(c)
+    logging.getLogger().setLevel(logging.WARNING)  # the fleet's own lines suffice
     local = _local_fleet(None)
     image = _local_command(local.newest_image)
     serving = _local_command(lambda: localfleet.up(local, image)).image
@@ -49,6 +51,9 @@ def demo(c: Context) -> None:
         _say(line)
     _say("")
     show(local.site.listen)
+    # Instances reread the registry of their peers every 2 s
+    # (discovery.refresh_seconds); a job right after boot would run alone.
+    time.sleep(3)
     show_job(local.site.listen)
     _say(
         "\nThe fleet keeps running: `./dev status` shows it, `./dev load` loads it,"
