@@ -48,6 +48,7 @@ def test_up_boots_desired_capacity_over_two_zones_behind_the_balancer(
         answers = {client.evaluate(f"2**100 + {n}") for n in range(30)}
 
     status = invoke("status", "--env", ENVIRONMENT)
+    again = invoke("up", "--env", ENVIRONMENT)
 
     assert len(whole.instances) == fleet.rules.desired_capacity == 3
     assert {record.zone for record in whole.instances} == {"local-a", "local-b"}
@@ -55,6 +56,8 @@ def test_up_boots_desired_capacity_over_two_zones_behind_the_balancer(
     assert images_of(fleet) == [images.base] * 3
     assert answers == {str(2**100 + n) for n in range(30)}
     assert status.returncode == 0
+    assert again.returncode == 0
+    assert again.stdout.startswith(f"{NAME} is already up\n")
     for record in whole.instances:
         line = f"{record.name}  {images.base}  {record.zone}  {record.address}  UP"
         assert line in status.stdout
@@ -217,11 +220,14 @@ def test_down_leaves_the_machine_as_it_found_it(
     fleet: Fleet, before_up: Machine
 ) -> None:
     down = invoke("down", "--env", ENVIRONMENT)
+    status = invoke("status", "--env", ENVIRONMENT)
 
     assert down.returncode == 0, down.stderr
     assert down.stdout.splitlines()[-1] == (
         f"fleet {ENVIRONMENT} - down; nothing of it is left running"
     )
     assert machine() == before_up
+    assert status.returncode == 1
+    assert status.stderr == f"{NAME} is not up: run `invoke up`\n"
     assert fleet.files.load() is None
     assert not list(fleet.files.directory.glob("instances/*"))
