@@ -43,7 +43,7 @@ def demo(c: Context) -> None:
     bake(c)
     logging.getLogger().setLevel(logging.WARNING)  # the fleet's own lines suffice
     local = _local_fleet(None)
-    image = _local_command(local.newest_image)
+    image = _local_command(local.current_image)
     serving = _local_command(lambda: localfleet.up(local, image)).image
     if serving != image:
         _say(f"The running fleet serves {serving}: `./dev release --ami {image}`")

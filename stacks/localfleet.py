@@ -39,7 +39,7 @@ def up(fleet: Fleet, image_id: str | None = None) -> FleetState:
             fleet.say("a previous fleet was left behind (machine restarted?); clearing")
             _clear(fleet, state)
 
-        image = image_id or fleet.newest_image()
+        image = image_id or fleet.current_image()
         fleet.images.find_verified(image)
         localnet.create_bridge(fleet.site)
         haproxy.start(fleet.balancer)
