@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import grpc
 
@@ -15,15 +15,13 @@ from calcfleet.errors import (
     EvaluationError,
     ExpressionSyntaxError,
     ExpressionTooLargeError,
+    ResultOutOfRangeError,
 )
 from calcfleet.evaluator import evaluate, parse
 from calcfleet.numbers import Number, check_integer_bits, checked_float, to_text
 from calcfleet.settings import JobSettings, LimitSettings
 from calcfleet.v1 import calculator_pb2, jobs_pb2, worker_pb2
 
-# Cancellation and the deadline are checked between terms this often; a term
-# itself checks the deadline after every operation.
-CHECK_EVERY = 64
 # Prime counts sieve with base primes up to sqrt(stop); this keeps that sieve
 # small (10**6 numbers) whatever the range.
 MAX_PRIME = 10**12
@@ -42,19 +40,26 @@ class JobTermError(EvaluationError):
         self.column = error.column
 
 
-StopCheck = Callable[[], None]
+class StopCheck:
+    """Raises once the chunk is cancelled or its deadline passed.
+
+    Called between terms, which costs a small fraction of a term; a term
+    itself also stops at the deadline, after any of its operations.
+    """
+
+    def __init__(self, cancelled: threading.Event, deadline: float | None) -> None:
+        self.cancelled = cancelled
+        self.deadline = deadline
+
+    def __call__(self) -> None:
+        if self.cancelled.is_set():
+            raise ChunkCancelledError("chunk cancelled")
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise DeadlinePassedError("the job's deadline passed")
 
 
 def stop_check(cancelled: threading.Event, deadline: float | None) -> StopCheck:
-    """A check that raises once the chunk is cancelled or its deadline passed."""
-
-    def check() -> None:
-        if cancelled.is_set():
-            raise ChunkCancelledError("chunk cancelled")
-        if deadline is not None and time.monotonic() > deadline:
-            raise DeadlinePassedError("the job's deadline passed")
-
-    return check
+    return StopCheck(cancelled, deadline)
 
 
 def kind_of(request: jobs_pb2.SubmitJobRequest | worker_pb2.Chunk) -> str:
@@ -171,7 +176,12 @@ def _split_primes(
 
 def _bounds(job: jobs_pb2.IntegralJob, limits: LimitSettings) -> tuple[float, float]:
     lower, upper = evaluate(job.lower, limits), evaluate(job.upper, limits)
-    return float(lower), float(upper)
+    try:
+        return float(lower), float(upper)
+    except OverflowError:
+        raise ResultOutOfRangeError(
+            "an integral's bound is too large for a float"
+        ) from None
 
 
 # --- computing one chunk (on a chunk thread) ---
@@ -214,10 +224,10 @@ def _sum(job: jobs_pb2.SumJob, limits: LimitSettings, check: StopCheck) -> Numbe
     expression = parse(job.expression, limits, variables=("k",))
     total: Number = 0
     for k in range(job.start, job.stop + 1):
-        if k % CHECK_EVERY == 0:
-            check()
+        check()
         try:
-            total += expression.evaluate({"k": k}, limits=limits)
+            term = expression.evaluate({"k": k}, limits=limits, deadline=check.deadline)
+            total = _add(total, term)
             if isinstance(total, float):
                 total = checked_float(total, "+", None)
             else:
@@ -236,16 +246,26 @@ def _integral(
     expression = parse(job.expression, limits, variables=("x",))
     total = 0.0
     for i in range(points.first, points.last + 1):
-        if i % CHECK_EVERY == 0:
-            check()
+        check()
         weight = 1 if i in (0, job.intervals) else 4 if i % 2 else 2
         x = lower + i * step
         try:
-            total += weight * float(expression.evaluate({"x": x}, limits=limits))
+            value = expression.evaluate(
+                {"x": x}, limits=limits, deadline=check.deadline
+            )
+            total = _add(total, weight * _add(0.0, value))
             total = checked_float(total, "+", None)
         except EvaluationError as error:
             raise _term(f"x={x!r}", error) from None
     return total
+
+
+def _add(total: Number, value: Number) -> Number:
+    """total + value; a huge integer meeting a float is out of range, not a crash."""
+    try:
+        return total + value
+    except OverflowError:
+        raise ResultOutOfRangeError("a sum is too large for a float") from None
 
 
 def _batch(
@@ -298,7 +318,7 @@ def combine_values(
     """The job's value from its chunks' values, added in chunk order."""
     total: Number = 0
     for text in values:
-        total += _number(text)
+        total = _add(total, _number(text))
     if isinstance(total, int):
         check_integer_bits(total, limits.max_integer_bits, None)
     if kind_of(job) == "integral":

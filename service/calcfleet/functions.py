@@ -44,16 +44,20 @@ class Function:
             raise ArithmeticDomainError(f"{self.name}() takes integers only", column)
         if self.name == "factorial":
             _check_factorial(arguments[0], limits.max_integer_bits, column)
+        result: Number
         try:
-            result = self.implementation(*arguments)
-        except ValueError:
+            if self.name == "lcm":
+                result = _bounded_lcm(arguments, limits.max_integer_bits)
+            else:
+                result = self.implementation(*arguments)
+        except (ValueError, ZeroDivisionError, TypeError):
             shown = ", ".join(_short(a) for a in arguments)
             raise ArithmeticDomainError(
                 f"{self.name}({shown}) is outside the domain of {self.name}", column
             ) from None
         except OverflowError:
             raise ResultOutOfRangeError(
-                f"result of {self.name}() is too large for a float", column
+                f"result of {self.name}() is too large", column
             ) from None
         if isinstance(result, float):
             return checked_float(result, f"{self.name}()", column)
@@ -88,7 +92,23 @@ def _log(x: Number, base: Number | None = None) -> float:
 def _round(x: Number, digits: int | None = None) -> Number:
     if digits is not None and not isinstance(digits, int):
         raise ValueError(digits)
-    return round(x) if digits is None else round(x, digits)
+    if digits is None:
+        return round(x)
+    # round(n, -d) builds 10**d first: with d past the number's own length the
+    # answer is 0, and computing it would stall the server for nothing.
+    if isinstance(x, int) and -digits > x.bit_length() * math.log10(2) + 1:
+        return 0
+    return round(x, digits)
+
+
+def _bounded_lcm(numbers: Sequence[Number], max_bits: int) -> int:
+    """math.lcm one argument at a time, stopping as soon as the limit is passed."""
+    result = 1
+    for number in numbers:
+        result = math.lcm(result, int(number))
+        if result.bit_length() > max_bits:
+            raise OverflowError
+    return result
 
 
 def _sqrt(x: Number) -> float:
@@ -102,8 +122,8 @@ _ALL = [
     Function("floor", 1, 1, math.floor, "largest integer not above x"),
     Function("ceil", 1, 1, math.ceil, "smallest integer not below x"),
     Function("round", 1, 2, _round, "round half to even; to an integer without digits"),
-    Function("min", 1, _ANY, min, "smallest argument"),
-    Function("max", 1, _ANY, max, "largest argument"),
+    Function("min", 1, _ANY, lambda *a: min(a), "smallest argument"),
+    Function("max", 1, _ANY, lambda *a: max(a), "largest argument"),
     Function("log", 1, 2, _log, "natural logarithm, or to the given base"),
     Function("log2", 1, 1, math.log2, "base-2 logarithm"),
     Function("log10", 1, 1, math.log10, "base-10 logarithm"),

@@ -103,7 +103,24 @@ _OPERAND = re.compile(r"[+-]?(\d[\d_]*\.?[\d_]*|\.\d[\d_]*)([eE][+-]?\d+)?")
 def parse_operand(text: str) -> Number:
     """A number written as an expression literal would be, with an optional sign."""
     stripped = text.strip()
-    if not _OPERAND.fullmatch(stripped):
-        raise ExpressionSyntaxError(f"{text!r} is not a number")
-    is_float = any(mark in stripped for mark in ".eE")
-    return float(stripped) if is_float else int(stripped)
+    if not _OPERAND.fullmatch(stripped) or "__" in stripped or "_." in stripped:
+        raise ExpressionSyntaxError(f"{_shown(text)} is not a number")
+    if any(mark in stripped for mark in ".eE"):
+        value = float(stripped)
+        if not math.isfinite(value):
+            raise ResultOutOfRangeError(f"{_shown(text)} is too large for a float")
+        return value
+    try:
+        return int(stripped)
+    except ValueError:
+        # int() refuses a misplaced underscore, and more than 4,300 digits
+        # (CVE-2020-10735); the second is far past max_integer_bits anyway.
+        if len(stripped) > _SAFE_DIGITS:
+            raise ResultOutOfRangeError(
+                f"operand has {len(stripped)} digits; too large an integer"
+            ) from None
+        raise ExpressionSyntaxError(f"{_shown(text)} is not a number") from None
+
+
+def _shown(text: str) -> str:
+    return repr(text) if len(text) <= 24 else repr(text[:21] + "...")

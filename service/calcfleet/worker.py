@@ -79,7 +79,7 @@ class ChunkRunner:
     def _compute(
         self,
         chunk: worker_pb2.Chunk,
-        check: Callable[[], None],
+        check: chunks.StopCheck,
         record: worker_pb2.ChunkRecord,
     ) -> worker_pb2.ChunkResult:
         with self._lock:

@@ -68,6 +68,9 @@ def test_calculate_applies_each_operation(
     ("operation", "a", "b", "code", "message"),
     [
         ("ADD", "1", "x", "INVALID_ARGUMENT", "'x' is not a number"),
+        ("ADD", "1_", "2", "INVALID_ARGUMENT", "'1_' is not a number"),
+        ("NEGATE", "1e400", "", "OUT_OF_RANGE", "'1e400' is too large for a float"),
+        ("ADD", "9" * 5000, "1", "OUT_OF_RANGE", "operand has 5000 digits"),
         ("DIVIDE", "1", "0", "INVALID_ARGUMENT", "division by zero in '/'"),
         ("SQRT", "-4", "", "INVALID_ARGUMENT", "sqrt(-4) is outside"),
         ("POWER", "9", "99999999", "OUT_OF_RANGE", "the limit is 65536"),

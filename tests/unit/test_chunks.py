@@ -17,8 +17,8 @@ from calcfleet.v1 import jobs_pb2, worker_pb2
 LIMITS = LimitSettings()
 
 
-def _never() -> None:
-    return None
+# A check that never stops the chunk: not cancelled, no deadline.
+_never = chunks.stop_check(threading.Event(), None)
 
 
 def _run(request: jobs_pb2.SubmitJobRequest, settings: JobSettings) -> str:
@@ -133,3 +133,22 @@ def test_integer_sum_over_the_bit_limit_is_out_of_range() -> None:
     result = chunks.compute(piece, small, _never)
     assert result.error.code == grpc.StatusCode.OUT_OF_RANGE.value[0]
     assert result.error.message.startswith("term k=")
+
+
+def test_float_overflow_in_a_job_is_out_of_range_not_a_crash() -> None:
+    huge_bound = jobs_pb2.IntegralJob(
+        expression="x", lower="0", upper="2**2000", intervals=4
+    )
+    with pytest.raises(EvaluationError) as refused:
+        chunks.split(
+            jobs_pb2.SubmitJobRequest(integral=huge_bound), JobSettings(), LIMITS
+        )
+    assert refused.value.code == grpc.StatusCode.OUT_OF_RANGE
+
+    # The first term is the integer 2**1100, the second the float 0.5: their
+    # sum is past a double's range.
+    terms = "max(2**(1100*(2-k))*(2-k), (k-1)*0.5)"
+    piece = chunks.split(_sum(terms, 1, 2), JobSettings(), LIMITS)[0]
+    result = chunks.compute(piece, LIMITS, _never)
+    assert result.error.code == grpc.StatusCode.OUT_OF_RANGE.value[0]
+    assert result.error.message == "term k=2: a sum is too large for a float"
