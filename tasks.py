@@ -256,6 +256,12 @@ def down(
     _stack_command(lambda: stack.down(_aws(region), env, _say))
 
 
+def _refuse_local_dry_run(dry_run: bool) -> None:
+    # A change set is CloudFormation's; the local fleet has nothing to preview.
+    if dry_run:
+        raise Exit("--dry-run previews a CloudFormation change set: aws only", 2)
+
+
 def _finish(result: Any) -> None:
     print(result.message, flush=True)
     if result.outcome != 0:
@@ -286,6 +292,7 @@ def release(  # noqa: PLR0917 - invoke turns each parameter into an option
     See docs/releases.md.
     """
     if _fleet_target(target, ami) == "local":
+        _refuse_local_dry_run(dry_run)
         local = _local_fleet(env)
         _finish(_local_command(lambda: localrelease.release(local, ami)))
         return
@@ -308,6 +315,7 @@ def rollback(
 ) -> None:
     """Release the image that served before the last release (exit codes as release)."""
     if _fleet_target(target) == "local":
+        _refuse_local_dry_run(dry_run)
         local = _local_fleet(env)
         _finish(_local_command(lambda: localrelease.rollback(local)))
         return

@@ -125,7 +125,16 @@ def boot(
             preexec_fn=lambda: _enter_own_cgroup(name),  # noqa: PLW1509
             start_new_session=True,
         )
-    instance = Instance(name, rootfs, launcher, _leader(launcher, timeout), console_log)
+    try:
+        leader = _leader(launcher, timeout)
+    except BaseException:
+        # No systemd to shut down cleanly yet: end the launcher and its copy.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(launcher.pid, signal.SIGKILL)
+        launcher.wait(timeout)
+        _remove_own_cgroup(name)
+        raise
+    instance = Instance(name, rootfs, launcher, leader, console_log)
     try:
         _wait_until_answering(instance, timeout)
     except BaseException:

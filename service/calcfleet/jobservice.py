@@ -268,3 +268,5 @@ class JobsComponent:
         """Runs once the server has stopped: let the jobs' own drain finish."""
         if self._stopping is not None:
             await self._stopping
+        await self.peers.close()
+        self.runner.close()

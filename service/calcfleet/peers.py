@@ -14,6 +14,9 @@ from calcfleet.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# How long a drain waits for the registry to confirm the deregistration.
+DEREGISTER_SECONDS = 5.0
+
 # A peer that does not answer its health check this fast is not used.
 PROBE_SECONDS = 1.0
 
@@ -47,10 +50,12 @@ class PeerSet:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
         try:
-            await self.discovery.deregister()
+            # Bounded: Cloud Map confirms a deregistration asynchronously, and
+            # the drain must fit in the unit's stop timeout whatever it says.
+            await asyncio.wait_for(self.discovery.deregister(), DEREGISTER_SECONDS)
         except Exception as error:  # the drain must go on whatever the registry says
             # Peers then drop this instance when it stops answering.
-            log.error("discovery - could not deregister %s: %s", self.address, error)
+            log.warning("discovery - could not deregister %s: %s", self.address, error)
 
     async def close(self) -> None:
         for channel in self._channels.values():

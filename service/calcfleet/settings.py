@@ -52,7 +52,6 @@ class LimitSettings:
     max_expression_length: int = 10_000
     max_depth: int = 100
     max_integer_bits: int = 65_536
-    max_factorial: int = 5_000
     max_evaluation_seconds: float = 2.0
 
 
