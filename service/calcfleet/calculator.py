@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator
 
@@ -65,10 +66,19 @@ class ExpressionRunner:
 
     async def _offload(self, expression: Expression, deadline: float | None) -> Number:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._pool,
-            lambda: expression.evaluate(limits=self.limits, deadline=deadline),
-        )
+        cancelled = threading.Event()
+        try:
+            return await loop.run_in_executor(
+                self._pool,
+                lambda: expression.evaluate(
+                    limits=self.limits, deadline=deadline, cancelled=cancelled
+                ),
+            )
+        except asyncio.CancelledError:
+            # The caller went away (cancelled, deadline, drain): free the
+            # thread at the evaluation's next operation, not at its budget.
+            cancelled.set()
+            raise
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import math
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 
@@ -62,22 +63,27 @@ class SliceSpent(Exception):  # noqa: N818 - a signal to the caller, not an erro
 
 
 class _Clock:
-    """Stops an evaluation past its budget, its slice or the caller's deadline."""
+    """Stops an evaluation past its budget, its slice or the caller's deadline,
+    or once its caller has gone away."""
 
-    __slots__ = ("budget_end", "deadline", "slice_end")
+    __slots__ = ("budget_end", "cancelled", "deadline", "slice_end")
 
     def __init__(
         self,
         budget_seconds: float,
         deadline: float | None,
         slice_seconds: float | None = None,
+        cancelled: threading.Event | None = None,
     ) -> None:
         now = time.monotonic()
         self.budget_end = now + budget_seconds
         self.deadline = deadline
         self.slice_end = None if slice_seconds is None else now + slice_seconds
+        self.cancelled = cancelled
 
     def check(self) -> None:
+        if self.cancelled is not None and self.cancelled.is_set():
+            raise DeadlinePassedError("the call was cancelled during evaluation")
         now = time.monotonic()
         if self.deadline is not None and now > self.deadline:
             raise DeadlinePassedError("the deadline passed during evaluation")
@@ -107,14 +113,18 @@ class Expression:
         limits: LimitSettings,
         deadline: float | None = None,
         slice_seconds: float | None = None,
+        cancelled: threading.Event | None = None,
     ) -> Number:
         """Compute the value; `deadline` is a time.monotonic() instant, if any.
 
         With `slice_seconds`, an evaluation that runs longer stops with
         SliceSpent, so that a server can answer cheap expressions on its event
-        loop and move only the expensive ones to a worker thread.
+        loop and move only the expensive ones to a worker thread. Setting
+        `cancelled` stops it at its next operation.
         """
-        clock = _Clock(limits.max_evaluation_seconds, deadline, slice_seconds)
+        clock = _Clock(
+            limits.max_evaluation_seconds, deadline, slice_seconds, cancelled
+        )
         self._clock_slot[0] = clock
         return self._root(variables or {})
 
