@@ -22,6 +22,7 @@ log = logging.getLogger("image")
 # itself into a cgroup of its own first, or all instances would share one.
 CGROUP_ROOTS = (Path("/sys/fs/cgroup/systemd"), Path("/sys/fs/cgroup/unified"))
 CGROUP_PARENT = "calcfleet"
+WAIT_ONLINE = "systemd-networkd-wait-online.service"
 
 
 class InstanceBootError(CalcfleetError):
@@ -114,6 +115,18 @@ def boot(
     ]
     if network_bridge:
         argv.append(f"--network-bridge={network_bridge}")
+    else:
+        # An instance with no bridge gets a network namespace of its own with
+        # only loopback: on the host's network it would bind the host's port
+        # 50051 (two check instances at once would collide) and its
+        # systemd-networkd would manage the host's links. Nothing there can
+        # come online, so systemd-networkd-wait-online is masked for it, or
+        # network-online.target (and the service after it) would wait two
+        # minutes for a link that never comes.
+        argv += [
+            "--private-network",
+            Bind(Path("/dev/null"), f"/etc/systemd/system/{WAIT_ONLINE}").option(),
+        ]
 
     log.info("instance %s - booting %s", name, rootfs)
     with console_log.open("wb") as console:
