@@ -37,6 +37,12 @@ def release(fleet: Fleet, image_id: str) -> Result:
             return _roll_back(fleet, state, image_id, previous, str(failure))
         except KeyboardInterrupt:
             return _roll_back(fleet, state, image_id, previous, "interrupted")
+        except Exception as error:
+            # A fault of ours or of the machine (a stuck nsenter, HAProxy's
+            # socket) must not leave the fleet half-replaced: put the old image
+            # back as CloudFormation would, and still show the traceback.
+            _roll_back(fleet, state, image_id, previous, f"unexpected {error!r}")
+            raise
         state.image = image_id
         fleet.files.save(state)
         fleet.files.record(image_id, previous)
