@@ -125,7 +125,7 @@ def test_user_data_writes_the_signal_contract(fleet: dict[str, Any]) -> None:
     script = data["UserData"]["Fn::Base64"]["Fn::Sub"]
     assert (
         "STACK_NAME=${AWS::StackName}\nRESOURCE=AutoScalingGroup\nREGION=${AWS::Region}\n"
-        in script
+        "HEALTH_WAIT_SECONDS=${HealthWaitSeconds}\n" in script
     )
     assert "CALCFLEET_DISCOVERY_CLOUDMAP_SERVICE_ID=${CloudMapService}" in script
 
@@ -138,3 +138,21 @@ def test_every_environment_has_rules_a_rolling_update_can_follow(
     assert found.min_instances_in_service < found.max_size
     assert 0 < found.pause_seconds <= 3600
     assert found.min_size <= found.desired_capacity <= found.max_size
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_an_instance_gives_up_on_its_health_before_cloudformation_does(
+    environment: str, fleet: dict[str, Any]
+) -> None:
+    # The signal step sends FAILURE after HealthWaitSeconds; sent after
+    # PauseTime, CloudFormation would already have timed the instance out.
+    values = template.parameters(environment)["fleet"]
+    declared = fleet["Parameters"]
+    wait = int(
+        values.get("HealthWaitSeconds", declared["HealthWaitSeconds"]["Default"])
+    )
+    pause = rules.duration_seconds(
+        values.get("PauseTime", declared["PauseTime"]["Default"])
+    )
+    # A tenth of the pause is left for the signal to reach CloudFormation.
+    assert wait <= pause * 0.9, f"{environment}: wait {wait} s, pause {pause} s"
