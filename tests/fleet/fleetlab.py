@@ -73,7 +73,10 @@ def broken_copy(images: store.ImageStore, good: str) -> str:
     text = with_setting(config.read_text(), "never")
     config.unlink()  # a new file, not the one linked to the good image
     config.write_text(text)
-    tags = {**source.tags, "calcfleet:made-by": "tests/fleet: broken after its checks"}
+    # Not made from the good image's inputs: without this, a later bake (or
+    # `up`) looking for a verified image of those inputs would find this one.
+    tags = {k: v for k, v in source.tags.items() if k != store.INPUTS}
+    tags["calcfleet:made-by"] = "tests/fleet: broken after its checks"
     return images.keep(image_id, tags).image_id
 
 
