@@ -164,14 +164,17 @@ def _local_fleet(env: str | None) -> Any:
 
 def _local_command(run: Callable[[], Any]) -> Any:
     """Run a local fleet command; known failures become one line and exit 1."""
+    return _command(run, "interrupted: see `invoke status` for what the fleet holds")
+
+
+def _command(run: Callable[[], Any], interrupted: str) -> Any:
+    """Known failures become one line and exit 1; Ctrl-C says what goes on."""
     try:
         return run()
     except CalcfleetError as error:
         raise Exit(str(error), 1) from None
     except KeyboardInterrupt:
-        raise Exit(
-            "interrupted: see `invoke status` for what the fleet holds", 130
-        ) from None
+        raise Exit(interrupted, 130) from None
 
 
 def _aws(region: str | None) -> aws.Aws:
@@ -185,14 +188,7 @@ def _say(line: str) -> None:
 
 def _stack_command(run: Callable[[], Any]) -> Any:
     """Run a stack command; known failures become one line and exit 1."""
-    try:
-        return run()
-    except CalcfleetError as error:
-        raise Exit(str(error), 1) from None
-    except KeyboardInterrupt:
-        raise Exit(
-            "interrupted: CloudFormation carries on; see `invoke status`", 130
-        ) from None
+    return _command(run, "interrupted: CloudFormation carries on; see `invoke status`")
 
 
 _FLEET_HELP = {
