@@ -209,10 +209,15 @@ def test_unknown_method_is_unimplemented(channel: grpc.Channel) -> None:
 def test_plain_http1_request_is_refused_and_server_keeps_serving(
     shared_server: RunningServer, stub: calculator_pb2_grpc.CalculatorStub
 ) -> None:
+    # Scenario S6: the server answers only in HTTP/2 (its SETTINGS frame, type
+    # 4 in the frame header's fourth byte) and then closes the connection.
     with socket.create_connection(("127.0.0.1", shared_server.port), timeout=5) as s:
         s.sendall(b"GET / HTTP/1.1\r\nHost: calcfleet\r\n\r\n")
-        reply = s.recv(4096)
-    assert not reply.startswith(b"HTTP/1.1 200")
+        reply = b""
+        while chunk := s.recv(4096):
+            reply += chunk
+    assert not reply.startswith(b"HTTP/")
+    assert reply[3] == 0x04
     assert stub.Evaluate(pb.EvaluateRequest(expression="2+2"), timeout=5).value == "4"
 
 
