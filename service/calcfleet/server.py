@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from pathlib import Path
@@ -141,14 +142,20 @@ class CalcfleetServer:
         starting = asyncio.create_task(self.start())
         stopping = asyncio.create_task(self._stop_requested.wait())
         await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        if starting.done():
-            starting.result()
+        if not starting.done():
+            log.info("server - stop requested while starting")
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+        elif (error := starting.exception()) is not None:
+            # A failed start still gives back what it took (the port, the
+            # registry entry) before the error reaches the command line.
+            await self._shut_down(grace=0)
+            raise error
+        else:
             if port_file is not None:
                 _write_port_file(port_file, self.port)
             await stopping
-        else:
-            starting.cancel()
-            log.info("server - stop requested while starting")
         await self.drain()
 
     async def drain(self) -> None:
@@ -161,24 +168,32 @@ class CalcfleetServer:
         )
         self.notifier.stopping("draining")
         await self.health.enter_graceful_shutdown()
+        await self._shut_down(grace)
+        log.info("server - stopped")
+
+    async def _shut_down(self, grace: float) -> None:
         for component in self.components:
             await component.stop()
         await self._server.stop(grace)
         for component in self.components:
             await component.close()
         self.notifier.close()
-        log.info("server - stopped")
 
     def _bind(self) -> int:
         listen = self.settings.server.listen
         server = self.settings.server
-        if server.tls_certificate and server.tls_private_key:
-            key = Path(server.tls_private_key).read_bytes()
-            chain = Path(server.tls_certificate).read_bytes()
-            credentials = grpc.ssl_server_credentials([(key, chain)])
-            port = self._server.add_secure_port(listen, credentials)
-        else:
-            port = self._server.add_insecure_port(listen)
+        try:
+            if server.tls_certificate and server.tls_private_key:
+                key = Path(server.tls_private_key).read_bytes()
+                chain = Path(server.tls_certificate).read_bytes()
+                credentials = grpc.ssl_server_credentials([(key, chain)])
+                port = self._server.add_secure_port(listen, credentials)
+            else:
+                port = self._server.add_insecure_port(listen)
+        except OSError as error:
+            raise ServerStartError(f"cannot read the TLS files: {error}") from None
+        except RuntimeError:  # grpcio's way of saying the address cannot be bound
+            port = 0
         if port == 0:
             raise ServerStartError(f"cannot listen on {listen}")
         return port

@@ -110,3 +110,13 @@ def test_bad_settings_stop_serve_with_one_line() -> None:
         "calcfleet: /nonexistent/calcfleet.toml: cannot read: "
         "No such file or directory\n"
     )
+
+
+def test_serve_on_a_port_in_use_exits_1_with_one_line(
+    shared_server: RunningServer,
+) -> None:
+    result = calcfleet("serve", "--listen", shared_server.address)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == (
+        f"calcfleet: cannot listen on {shared_server.address}"
+    )
