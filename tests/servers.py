@@ -7,11 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from calcfleet import portfile
 
 START_TIMEOUT = 20.0
 
@@ -64,15 +65,11 @@ def launch_server(
 
 
 def _wait_for_port(process: subprocess.Popen[bytes], port_file: Path, log: Path) -> int:
-    give_up = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < give_up:
-        if port_file.exists():
-            return int(port_file.read_text())
-        if process.poll() is not None:
-            pytest.fail(f"server exited with {process.returncode}:\n{log.read_text()}")
-        time.sleep(0.05)
-    process.kill()
-    pytest.fail(f"server did not start within {START_TIMEOUT} s:\n{log.read_text()}")
+    try:
+        return portfile.wait(process, port_file, START_TIMEOUT)
+    except portfile.ServerNotStartedError as error:
+        process.kill()
+        pytest.fail(f"{error}:\n{log.read_text()}")
 
 
 # The costliest kind of expression the default limits admit: each term is an

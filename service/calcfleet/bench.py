@@ -10,11 +10,10 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from calcfleet import load
+from calcfleet import load, portfile
 from calcfleet.client import STREAM_BATCH
 
 EXPRESSION = "1+2*3"
@@ -38,12 +37,7 @@ def server_process(*command: str) -> Iterator[str]:
             stderr=subprocess.DEVNULL,
         )
         try:
-            give_up = time.monotonic() + 30
-            while not port_file.exists():
-                if process.poll() is not None or time.monotonic() > give_up:
-                    raise RuntimeError(f"{command[0]} did not start")
-                time.sleep(0.05)
-            yield f"127.0.0.1:{port_file.read_text().strip()}"
+            yield f"127.0.0.1:{portfile.wait(process, port_file, timeout=30)}"
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(30)

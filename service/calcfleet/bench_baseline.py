@@ -10,6 +10,7 @@ from pathlib import Path
 
 import grpc
 
+from calcfleet import portfile
 from calcfleet.v1 import calculator_pb2 as pb
 from calcfleet.v1 import calculator_pb2_grpc
 
@@ -41,7 +42,7 @@ async def serve(listen: str, port_file: Path) -> None:
     calculator_pb2_grpc.add_CalculatorServicer_to_server(NoOpCalculator(), server)
     port = server.add_insecure_port(listen)
     await server.start()
-    port_file.write_text(f"{port}\n")
+    portfile.write(port_file, port)
     stopped = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopped.set)
     await stopped.wait()

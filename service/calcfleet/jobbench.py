@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from calcfleet import portfile
 from calcfleet.client import Client
 from calcfleet.v1 import jobs_pb2, worker_pb2, worker_pb2_grpc
 
@@ -35,7 +36,8 @@ def instances(count: int, directory: Path) -> Iterator[list[str]]:
             command += [str(config), "--listen", "127.0.0.1:0"]
             command += ["--port-file", str(port_file)]
             processes.append(subprocess.Popen(command, stderr=subprocess.DEVNULL))
-            addresses.append(_wait_for_port(processes[-1], port_file))
+            port = portfile.wait(processes[-1], port_file, START_SECONDS)
+            addresses.append(f"127.0.0.1:{port}")
         for address in addresses:
             _wait_for_peers(address, count - 1)
         yield addresses
@@ -44,15 +46,6 @@ def instances(count: int, directory: Path) -> Iterator[list[str]]:
             process.terminate()
         for process in processes:
             process.wait(30)
-
-
-def _wait_for_port(process: subprocess.Popen[bytes], port_file: Path) -> str:
-    give_up = time.monotonic() + START_SECONDS
-    while not port_file.exists():
-        if process.poll() is not None or time.monotonic() > give_up:
-            raise RuntimeError("a calcfleet server did not start")
-        time.sleep(0.05)
-    return f"127.0.0.1:{port_file.read_text().strip()}"
 
 
 def _wait_for_peers(address: str, count: int) -> None:

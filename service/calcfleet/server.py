@@ -13,7 +13,7 @@ import grpc
 from grpc_health.v1 import health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from calcfleet import __version__
+from calcfleet import __version__, portfile
 from calcfleet.calculator import CalculatorServicer, ExpressionRunner
 from calcfleet.errors import CalcfleetError
 from calcfleet.health import NOT_SERVING, SERVING, GatedHealthServicer
@@ -154,7 +154,7 @@ class CalcfleetServer:
             raise error
         else:
             if port_file is not None:
-                _write_port_file(port_file, self.port)
+                portfile.write(port_file, self.port)
             await stopping
         await self.drain()
 
@@ -239,10 +239,3 @@ def build(settings: Settings) -> CalcfleetServer:
 async def serve(settings: Settings, port_file: Path | None = None) -> None:
     """Run a server in the foreground until SIGTERM or SIGINT, then drain."""
     await build(settings).run(port_file)
-
-
-def _write_port_file(path: Path, port: int) -> None:
-    # Written whole, then renamed, so that a reader never sees half a number.
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(f"{port}\n")
-    partial.replace(path)
