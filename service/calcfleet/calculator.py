@@ -126,8 +126,7 @@ class CalculatorServicer(calculator_pb2_grpc.CalculatorServicer):
         try:
             value = await self._runner.run(text, deadline)
         except EvaluationError as error:
-            problem = pb.Error(code=error.code.value[0], message=str(error))
-            return pb.StreamResult(index=index, error=problem)
+            return pb.StreamResult(index=index, error=error_of(error))
         return pb.StreamResult(index=index, value=to_text(value))
 
 
@@ -142,6 +141,11 @@ def _calculate(request: pb.CalculateRequest, limits: LimitSettings) -> Number:
         function = FUNCTIONS[_UNARY[operation]]
         return function.apply([parse_operand(request.a)], limits, None)
     raise ExpressionSyntaxError(f"operation {operation} is not one this server knows")
+
+
+def error_of(error: EvaluationError) -> pb.Error:
+    """An error as it travels inside a response: a stream's result, a chunk's."""
+    return pb.Error(code=error.code.value[0], message=str(error))
 
 
 def deadline_of(context: grpc.aio.ServicerContext) -> float | None:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import grpc
 
+from calcfleet.calculator import error_of
 from calcfleet.errors import (
     CalcfleetError,
     DeadlinePassedError,
@@ -209,8 +210,7 @@ def compute(
     except (DeadlinePassedError, ChunkCancelledError):
         raise
     except EvaluationError as error:
-        problem = calculator_pb2.Error(code=error.code.value[0], message=str(error))
-        return worker_pb2.ChunkResult(error=problem)
+        return worker_pb2.ChunkResult(error=error_of(error))
     return worker_pb2.ChunkResult(value=to_text(value))
 
 
@@ -280,8 +280,9 @@ def _batch(
                 calculator_pb2.StreamResult(index=index, value=to_text(value))
             )
         except EvaluationError as error:
-            problem = calculator_pb2.Error(code=error.code.value[0], message=str(error))
-            results.append(calculator_pb2.StreamResult(index=index, error=problem))
+            results.append(
+                calculator_pb2.StreamResult(index=index, error=error_of(error))
+            )
     return results
 
 
